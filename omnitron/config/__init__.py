@@ -1,0 +1,1 @@
+"""The ecosystem config: model, units, loading and interpolation."""

@@ -1,0 +1,60 @@
+"""Every path under OMNITRON_HOME, in one place (pm2's paths.js idea)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Home:
+        env = os.environ if environ is None else environ
+        raw = env.get("OMNITRON_HOME") or str(Path.home() / ".omnitron")
+        return cls(Path(raw).expanduser().absolute())
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "omnitron.pid"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "omnitron.sock"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def daemon_log(self) -> Path:
+        return self.logs_dir / "omnitron.log"
+
+    @property
+    def history_db(self) -> Path:
+        return self.root / "history.db"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def migrate_lock(self) -> Path:
+        return self.root / "migrate.lock"
+
+    def instance_log(self, app: str, instance: int) -> Path:
+        return self.logs_dir / f"{app}-{instance}.log"
+
+    def ensure(self) -> Home:
+        """Create the home and its folders with mode 0700 (umask cannot widen or narrow it)."""
+        for path in (self.root, self.logs_dir):
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(path, 0o700)
+        return self

@@ -1,0 +1,61 @@
+"""Test helpers: real child programs and bounded polls that say what they saw when they time out."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+APPS = Path(__file__).parent / "apps"
+T = TypeVar("T")
+
+
+def python(code: str) -> list[str]:
+    """argv that runs `code` in a fresh unbuffered interpreter (trio's test idiom)."""
+    return [sys.executable, "-u", "-c", code]
+
+
+def app_script(name: str, *args: object) -> list[str]:
+    return [sys.executable, "-u", str(APPS / name), *(str(a) for a in args)]
+
+
+def wait_for(
+    probe: Callable[[], T | None | bool],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    describe: Callable[[], str] | str = "",
+) -> T:
+    """Poll `probe` until it returns something truthy, or fail after `timeout` seconds saying what was seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value  # type: ignore[return-value]
+        if time.monotonic() >= deadline:
+            seen = describe() if callable(describe) else describe
+            raise AssertionError(f"condition not met after {timeout:.1f}s; {seen}")
+        time.sleep(interval)
+
+
+async def await_for(
+    probe: Callable[[], T | None | bool],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    describe: Callable[[], str] | str = "",
+) -> T:
+    """The async twin of `wait_for`, for tests that run inside the event loop."""
+    import anyio
+
+    deadline = anyio.current_time() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value  # type: ignore[return-value]
+        if anyio.current_time() >= deadline:
+            seen = describe() if callable(describe) else describe
+            raise AssertionError(f"condition not met after {timeout:.1f}s; {seen}")
+        await anyio.sleep(interval)
