@@ -1,0 +1,44 @@
+"""Instance states (the contract's names) and the legal edges between them. Leaf module: stdlib only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Final
+
+
+class AppState(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    BACKOFF = "backoff"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    COMPLETED = "completed"
+    FATAL = "fatal"
+
+
+S = AppState
+TRANSITIONS: Final[Mapping[AppState, frozenset[AppState]]] = {
+    # a manual start (or the first one) leaves a resting state
+    S.STOPPED: frozenset({S.STARTING, S.FATAL}),
+    S.COMPLETED: frozenset({S.STARTING}),
+    S.FATAL: frozenset({S.STARTING}),
+    # STARTING -> RUNNING after min_uptime; -> BACKOFF/FATAL/COMPLETED on an early exit; -> STOPPING on stop
+    S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.FATAL, S.COMPLETED, S.STOPPING}),
+    S.RUNNING: frozenset({S.BACKOFF, S.COMPLETED, S.FATAL, S.STOPPING}),
+    # BACKOFF -> STOPPED is supervisord's kill() shortcut: a stop never waits for a pending retry
+    S.BACKOFF: frozenset({S.STARTING, S.STOPPED, S.FATAL}),
+    S.STOPPING: frozenset({S.STOPPED}),
+}
+
+RESTING_STATES: Final = frozenset({S.STOPPED, S.COMPLETED, S.FATAL})
+ALIVE_STATES: Final = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
+
+
+class IllegalTransition(RuntimeError):
+    """A state change the table does not allow: always a bug in omnitron, never a user error."""
+
+
+def check_transition(current: AppState, target: AppState) -> None:
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(f"{current} -> {target} is not a legal transition")
