@@ -1,0 +1,72 @@
+"""The environment an app instance starts with: daemon env, env_file, env, secrets, then omnitron's own vars."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from omnitron.errors import ConfigError
+
+if TYPE_CHECKING:
+    from omnitron.config.model import AppConfig
+    from omnitron.secrets import SecretStore
+
+# Variables the daemon reads for itself and never passes on: the store key must not reach any app.
+DAEMON_ONLY_VARS = frozenset({"OMNITRON_SECRETS_KEY"})
+
+
+def daemon_env(base_env: Mapping[str, str]) -> dict[str, str]:
+    """`base_env` without the daemon-only variables: what every child inherits."""
+    return {key: value for key, value in base_env.items() if key not in DAEMON_ONLY_VARS}
+
+
+def build_instance_env(
+    app: AppConfig, instance: int, *, base_env: Mapping[str, str], secrets: Mapping[str, str]
+) -> dict[str, str]:
+    """Later wins: base_env < env_file < env < the app's secrets < OMNITRON_APP_NAME/OMNITRON_INSTANCE/PORT.
+
+    Only the secrets `app.secrets` names are taken from `secrets`, so a store-wide mapping cannot leak
+    another app's values. `app.env` is already interpolated and `app.env_file` already absolute.
+    """
+    env = daemon_env(base_env)
+    if app.env_file is not None:
+        env.update(read_env_file(app.env_file))
+    env.update(app.env)
+    env.update({name: secrets[name] for name in app.secrets if name in secrets})
+    env["OMNITRON_APP_NAME"] = app.name
+    env["OMNITRON_INSTANCE"] = str(instance)
+    if app.port is not None:
+        env["PORT"] = str(app.port + instance)
+    return env
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """Parse a dotenv file with python-dotenv; ConfigError naming the file on a read or syntax error.
+
+    `${VAR}` and `${VAR:-default}` in the file expand from earlier lines and the process environment
+    (python-dotenv's rules); a bare `NAME` line with no `=` sets nothing, so NAME keeps its inherited value.
+    """
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read env_file {path}: {exc.strerror}", "create it or fix `env_file`") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"env_file {path} is not UTF-8 text", "save it as UTF-8") from None
+    bad_lines = [str(b.original.line) for b in parse_stream(io.StringIO(text)) if b.error]
+    if bad_lines:
+        raise ConfigError(
+            f"env_file {path}: cannot parse line {', '.join(bad_lines)}",
+            "write each line as NAME=value (quote values with spaces)",
+        )
+    values = dotenv_values(stream=io.StringIO(text))
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def missing_secrets(app: AppConfig, store: SecretStore) -> list[str]:
+    """The names in `app.secrets` that the store does not hold, in the order the app lists them."""
+    return [name for name in dict.fromkeys(app.secrets) if not store.has(name)]
