@@ -1,0 +1,200 @@
+"""CLI commands that talk to a running daemon: status, start, stop, restart, scale, reload and probe.
+
+Import-time cost matters here (`omnitron status` should start in tens of milliseconds): this module imports
+only argparse-level things; the stdlib-only client is imported inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from omnitron.errors import DaemonNotRunning, ExitCode, OmnitronError, UsageError
+
+# `typing` alone costs ~2 ms to import; type checkers treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from omnitron.client import ControlClient
+
+_PAST_TENSE = {"start": "started", "stop": "stopped", "restart": "restarted"}
+_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+def parse_target(text: str) -> tuple[str, int | None]:
+    """`api` -> ("api", None); `api:1` -> ("api", 1); anything else is a usage error (exit 2)."""
+    name, sep, number = text.partition(":")
+    if not name:
+        raise UsageError(f"{text!r} names no app", fix="write APP or APP:N, e.g. `api` or `api:1`")
+    if not sep:
+        return name, None
+    if not number.isdigit() or not number.isascii():
+        raise UsageError(
+            f"{text!r}: the instance after ':' must be a non-negative integer", fix="write APP:N, e.g. `api:1`"
+        )
+    return name, int(number)
+
+
+def _count(text: str) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"instance count must be a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def _client() -> ControlClient:
+    from omnitron.client import ControlClient
+    from omnitron.paths import Home
+
+    return ControlClient(Home.from_env())
+
+
+def _plural(count: int) -> str:
+    return f"{count} instance" if count == 1 else f"{count} instances"
+
+
+def _wants_colour() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def _restarts_glyph() -> str:
+    try:
+        "↺".encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "rst"
+    return "↺"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    document = _client().status(args.app)
+    if args.json:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return ExitCode.OK
+    from omnitron.statusview import render_status
+
+    sys.stdout.write(render_status(document, colour=_wants_colour(), restarts_glyph=_restarts_glyph()))
+    return ExitCode.OK
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+def _pids(instances: list[dict[str, Any]]) -> str:
+    pids = [str(i["pid"]) for i in instances if i.get("pid") is not None]
+    return f" (pid {', '.join(pids)})" if pids else ""
+
+
+def cmd_action(args: argparse.Namespace) -> int:
+    app, instance = parse_target(args.target)
+    instances = _client().act(args.action, app, instance).get("instances", [])
+    done = _PAST_TENSE[args.action]
+    if instance is None:
+        _say(f"{app}: {done} {_plural(len(instances))}{_pids(instances)}")
+    else:
+        _say(f"{app}:{instance}: {done}{_pids([i for i in instances if i.get('instance') == instance])}")
+    return ExitCode.OK
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    _client().scale(args.app, args.count)
+    _say(f"{args.app}: scaled to {_plural(args.count)}")
+    return ExitCode.OK
+
+
+def reload_line(report: dict[str, Any]) -> str:
+    """One line summing up a reload: `reloaded FILE: 1 added (web), 1 changed (api), 2 unchanged`."""
+    parts = []
+    for key in ("added", "removed", "changed"):
+        names = report.get(key) or []
+        if names:
+            parts.append(f"{len(names)} {key} ({', '.join(names)})")
+    unchanged = len(report.get("unchanged") or [])
+    if not parts:
+        return f"reloaded {report.get('config')}: no changes ({unchanged} unchanged)"
+    return f"reloaded {report.get('config')}: " + ", ".join(parts) + f", {unchanged} unchanged"
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    # A relative -c is relative to where the operator typed it, not to the daemon's cwd.
+    config = os.path.abspath(args.config) if args.config else None
+    _say(reload_line(_client().reload(config)))
+    return ExitCode.OK
+
+
+def _health_address(args: argparse.Namespace) -> tuple[str, int]:
+    """Host and port of the daemon's HTTP endpoint: --port/--host, else what the daemon wrote to state.json."""
+    host: str | None = args.host
+    port: int | None = args.port
+    if port is None or host is None:
+        from omnitron.paths import Home
+
+        home = Home.from_env()
+        try:
+            state = json.loads(home.state_file.read_text())
+        except FileNotFoundError:
+            state = {}
+        except (OSError, ValueError) as exc:
+            raise OmnitronError(f"cannot read {home.state_file}: {exc}", fix="pass --port N") from None
+        if port is None:
+            port = state.get("health_port") if isinstance(state, dict) else None
+            if not isinstance(port, int):
+                raise DaemonNotRunning(
+                    f"no omnitron daemon has recorded a health port in {home.root}",
+                    fix="start one with `omnitron up`, or pass --port N",
+                )
+        if host is None:
+            recorded = state.get("health_host", "") if isinstance(state, dict) else ""
+            host = _WILDCARD_HOSTS.get(str(recorded), str(recorded))
+    return host, port
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from omnitron.client import http_get
+
+    host, port = _health_address(args)
+    try:
+        response = http_get(host, port, f"/{args.endpoint}", timeout=args.timeout)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise OmnitronError(
+            f"{args.endpoint}: cannot reach http://{host}:{port}: {reason}",
+            fix="check that the daemon is up with `omnitron status`",
+        ) from None
+    _say(f"{args.endpoint}: {response.status} {response.reason}".rstrip())
+    if response.status == 200:
+        return ExitCode.OK
+    body = response.body.decode(errors="replace").strip()
+    if body:
+        _say(body)
+    return ExitCode.FAILED
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    status = subparsers.add_parser("status", help="show every app instance (or one app's)")
+    status.add_argument("app", nargs="?", metavar="APP", help="only this app")
+    status.add_argument("--json", action="store_true", help="print the JSON document instead of a table")
+    status.set_defaults(handler=cmd_status)
+
+    for action, text in (("start", "start"), ("stop", "stop gracefully"), ("restart", "restart")):
+        parser = subparsers.add_parser(action, help=f"{text} every instance of APP, or only instance N of APP:N")
+        parser.add_argument("target", metavar="APP[:N]")
+        parser.set_defaults(handler=cmd_action, action=action)
+
+    scale = subparsers.add_parser("scale", help="set the number of instances of APP")
+    scale.add_argument("app", metavar="APP")
+    scale.add_argument("count", metavar="N", type=_count)
+    scale.set_defaults(handler=cmd_scale)
+
+    reload = subparsers.add_parser("reload", help="re-read the config and apply only what changed")
+    reload.add_argument("-c", "--config", metavar="FILE", help="read this file (default: the one the daemon uses)")
+    reload.set_defaults(handler=cmd_reload)
+
+    probe = subparsers.add_parser("probe", help="ask the daemon's HTTP endpoint; exit 0 when it answers 200")
+    probe.add_argument("endpoint", nargs="?", choices=("healthz", "readyz"), default="healthz")
+    probe.add_argument("--port", type=int, help="health port (default: the one the daemon recorded)")
+    probe.add_argument("--host", help="health host (default: 127.0.0.1)")
+    probe.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="give up after this long")
+    probe.set_defaults(handler=cmd_probe)

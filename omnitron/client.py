@@ -1,0 +1,236 @@
+"""A tiny HTTP/1.1 client for the control socket and the health port, built on the stdlib socket module only.
+
+http.client and urllib cost tens of milliseconds to import; `omnitron status` must stay fast, and the few
+requests we make (one JSON object each way, `Connection: close`) need none of their generality.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from omnitron.errors import ConfigError, DaemonNotRunning, ExitCode, OmnitronError, UsageError
+from omnitron.paths import Home
+
+# `typing` alone costs ~2 ms to import; type checkers treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+STATUS_TIMEOUT_S = 15.0
+# start/stop/restart/scale/reload return when the change is done, which can take kill_timeout and min_uptime
+# per instance; the daemon enforces those bounds, this is only a backstop against a hung daemon.
+ACTION_TIMEOUT_S = 600.0
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+JSONObject = dict[str, "Any"]
+
+
+class HTTPResponse:
+    def __init__(self, status: int, reason: str, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+def quote(text: str) -> str:
+    """Percent-encode `text` for one path segment or query value."""
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in text.encode())
+
+
+def build_request(method: str, target: str, host: str, body: bytes | None = None) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Connection: close", "Accept: application/json"]
+    if body is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    elif method in ("POST", "PUT"):
+        lines.append("Content-Length: 0")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = bytearray()
+    while True:
+        size_line, sep, rest = data.partition(b"\r\n")
+        if not sep:
+            raise ValueError("truncated chunked body")
+        size = int(size_line.split(b";", 1)[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += rest[:size]
+        data = rest[size + 2 :]
+
+
+def parse_response(raw: bytes) -> HTTPResponse:
+    """Parse a complete HTTP/1.1 response read until the server closed the connection."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        raise ValueError("incomplete HTTP response")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    _version, code, *reason = status_line.split(" ", 2)
+    headers: dict[str, str] = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = _dechunk(body)
+    elif "content-length" in headers:
+        length = int(headers["content-length"])
+        if len(body) < length:
+            raise ValueError("truncated HTTP body")
+        body = body[:length]
+    return HTTPResponse(int(code), reason[0] if reason else "", headers, body)
+
+
+def _is_complete(data: bytes) -> bool:
+    """True once `data` holds the headers and the Content-Length bytes of body they announce."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value.strip())
+    return False
+
+
+def exchange(sock: socket.socket, request: bytes) -> HTTPResponse:
+    """Send one request on a connected socket and read the whole response."""
+    sock.sendall(request)
+    data = b""
+    while not _is_complete(data):
+        chunk = sock.recv(65536)
+        if not chunk:  # the server closed the connection: the response ends here
+            break
+        data += chunk
+    return parse_response(data)
+
+
+def error_from_json(document: Any, status: int) -> OmnitronError:
+    """Rebuild the OmnitronError the daemon raised from its JSON error body."""
+    error = document.get("error") if isinstance(document, dict) else None
+    if not isinstance(error, dict):
+        return OmnitronError(f"the daemon answered HTTP {status} without an error body", fix="see the daemon log")
+    cause = str(error.get("cause") or f"the daemon answered HTTP {status}")
+    fix = str(error.get("fix") or "")
+    try:
+        code = ExitCode(int(error.get("exit_code", ExitCode.FAILED)))
+    except ValueError:
+        code = ExitCode.FAILED
+    problems = [str(p) for p in error.get("problems") or []]
+    if problems or error.get("kind") == "ConfigError":
+        config_error = ConfigError(cause, fix, problems)
+        config_error.exit_code = code
+        return config_error
+    if code == ExitCode.USAGE:
+        return UsageError(cause, fix)
+    if code == ExitCode.NO_DAEMON:
+        return DaemonNotRunning(cause, fix)
+    return OmnitronError(cause, fix, code)
+
+
+class ControlClient:
+    """Talks to the daemon of one OMNITRON_HOME over its control socket."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+
+    def _not_running(self) -> DaemonNotRunning:
+        return DaemonNotRunning(
+            f"no omnitron daemon is running for home {self.home.root}", fix="start one with `omnitron up`"
+        )
+
+    def _connect(self, timeout: float) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(self.home.socket))
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            raise self._not_running() from None
+        except PermissionError:
+            sock.close()
+            raise OmnitronError(
+                f"permission denied on the control socket {self.home.socket}",
+                fix="run omnitron as the user that started the daemon",
+            ) from None
+        except OSError as exc:
+            sock.close()
+            raise OmnitronError(
+                f"cannot connect to the control socket {self.home.socket}: {exc.strerror or exc}",
+                fix="check OMNITRON_HOME (socket paths are limited to 107 bytes)",
+            ) from None
+        return sock
+
+    def request(
+        self, method: str, path: str, body: JSONObject | None = None, timeout: float = STATUS_TIMEOUT_S
+    ) -> tuple[int, Any]:
+        """One request; returns (HTTP status, decoded JSON). Error documents are raised as OmnitronError."""
+        payload = None if body is None else json.dumps(body).encode()
+        sock = self._connect(timeout)
+        try:
+            response = exchange(sock, build_request(method, path, "omnitron", payload))
+        except TimeoutError:
+            raise OmnitronError(
+                f"the daemon did not answer {method} {path} within {timeout:g}s",
+                fix=f"check the daemon log {self.home.daemon_log}",
+            ) from None
+        except (ConnectionResetError, BrokenPipeError, ValueError) as exc:
+            raise OmnitronError(
+                f"the daemon closed the connection before answering {method} {path} ({exc})",
+                fix=f"check whether it is still running with `omnitron status`, and its log {self.home.daemon_log}",
+            ) from None
+        finally:
+            sock.close()
+        try:
+            document = response.json()
+        except ValueError:
+            raise OmnitronError(
+                f"the daemon answered {method} {path} with HTTP {response.status} and a body that is not JSON",
+                fix="check that OMNITRON_HOME belongs to an omnitron daemon of the same version",
+            ) from None
+        if response.status >= 400:
+            raise error_from_json(document, response.status)
+        return response.status, document
+
+    def call(
+        self, method: str, path: str, body: JSONObject | None = None, timeout: float = STATUS_TIMEOUT_S
+    ) -> JSONObject:
+        """`request`, for routes that answer a JSON object."""
+        status, document = self.request(method, path, body, timeout)
+        if not isinstance(document, dict):
+            raise OmnitronError(
+                f"the daemon answered {method} {path} with HTTP {status} and no JSON object",
+                fix="check that OMNITRON_HOME belongs to an omnitron daemon of the same version",
+            )
+        return document
+
+    def ping(self) -> JSONObject:
+        return self.call("GET", "/v1/ping", timeout=5.0)
+
+    def status(self, app: str | None = None) -> JSONObject:
+        return self.call("GET", "/v1/status" if app is None else f"/v1/status?app={quote(app)}")
+
+    def act(self, action: str, app: str, instance: int | None) -> JSONObject:
+        """`start`, `stop` or `restart` one instance or (instance None) every instance of `app`."""
+        return self.call("POST", f"/v1/apps/{quote(app)}/{action}", {"instance": instance}, ACTION_TIMEOUT_S)
+
+    def scale(self, app: str, count: int) -> JSONObject:
+        return self.call("POST", f"/v1/apps/{quote(app)}/scale", {"count": count}, ACTION_TIMEOUT_S)
+
+    def reload(self, config: str | None) -> JSONObject:
+        return self.call("POST", "/v1/reload", {"config": config}, ACTION_TIMEOUT_S)
+
+    def shutdown(self) -> JSONObject:
+        """Ask the daemon to shut down; returns at once (202), before the daemon is gone."""
+        return self.call("POST", "/v1/shutdown")
+
+
+def http_get(host: str, port: int, path: str, timeout: float) -> HTTPResponse:
+    """GET http://host:port/path; OSError (refused, timeout) propagates to the caller."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        host_header = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return exchange(sock, build_request("GET", path, host_header))

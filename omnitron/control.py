@@ -1,0 +1,222 @@
+"""The control API: versioned HTTP+JSON routes served on the daemon's Unix socket, and that socket's binding.
+
+Access control is the file system's: the socket is created mode 0600 inside a 0700 home, so only the user
+that runs the daemon (and root) can connect. Nothing here is ever mounted on the TCP health port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from omnitron import __version__
+from omnitron.control_api import ControlTarget
+from omnitron.errors import ConfigError, ExitCode, OmnitronError, UsageError
+
+log = structlog.get_logger()
+
+# sun_path is 108 bytes on Linux, including the terminating NUL.
+MAX_SOCKET_PATH_BYTES = 107
+ACTIONS = ("start", "stop", "restart")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def error_body(error: OmnitronError) -> dict[str, Any]:
+    """The JSON an error travels as; client.py turns it back into the same OmnitronError."""
+    problems = error.problems if isinstance(error, ConfigError) else []
+    return {
+        "error": {
+            "cause": error.cause,
+            "fix": error.fix,
+            "exit_code": int(error.exit_code),
+            "problems": list(problems),
+            "kind": type(error).__name__,
+        }
+    }
+
+
+def _http_status(error: OmnitronError, *, is_unknown_app: bool) -> int:
+    if error.exit_code == ExitCode.USAGE:
+        return 404 if is_unknown_app else 400
+    if error.exit_code == ExitCode.FAILED:
+        return 409
+    return 500
+
+
+def _known_apps(target: ControlTarget) -> set[str]:
+    return {i.name for i in target.snapshot().instances}
+
+
+def _guarded(target: ControlTarget, endpoint: Endpoint) -> Endpoint:
+    """Turn every error into the JSON error document, so the CLI can print one line and pick the exit code."""
+
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except OmnitronError as error:
+            app = request.path_params.get("name") or request.query_params.get("app")
+            # A usage error about an app the daemon shows no instance of is the "unknown app" case.
+            is_unknown = isinstance(error, UsageError) and app is not None and app not in _known_apps(target)
+            return JSONResponse(error_body(error), status_code=_http_status(error, is_unknown_app=is_unknown))
+        except Exception as exc:
+            log.exception("control_request_failed", method=request.method, path=request.url.path)
+            internal = OmnitronError(
+                f"the daemon failed to handle {request.method} {request.url.path}: {type(exc).__name__}: {exc}",
+                fix="see the daemon log for the traceback",
+            )
+            return JSONResponse(error_body(internal), status_code=500)
+
+    return wrapper
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise UsageError(f"request body is not JSON: {exc}", fix="send a JSON object") from None
+    if not isinstance(body, dict):
+        raise UsageError("request body must be a JSON object", fix="send a JSON object")
+    return body
+
+
+def _optional_count(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    # bool is an int subclass: `true` is not an instance number.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UsageError(f"{key} must be a non-negative integer, got {value!r}", fix=f"send {{{key!r}: N}}")
+    return value
+
+
+def _app_view(target: ControlTarget, app: str) -> dict[str, Any]:
+    instances = [i.status_json() for i in target.snapshot().instances if i.name == app]
+    return {"app": app, "instances": instances}
+
+
+def build_control_app(target: ControlTarget) -> Starlette:
+    """The control socket's routes, all under /v1; they read snapshots and call `target`, nothing else."""
+
+    async def ping(request: Request) -> Response:
+        return JSONResponse({"ok": True, "pid": os.getpid(), "version": __version__})
+
+    async def status(request: Request) -> Response:
+        document = target.snapshot().status_json()
+        app = request.query_params.get("app")
+        if app is not None:
+            apps = [entry for entry in document["apps"] if entry["name"] == app]
+            if not apps:
+                raise UsageError(f"unknown app {app!r}: the daemon runs no instance of it", fix="see `omnitron status`")
+            document["apps"] = apps
+        return JSONResponse(document)
+
+    async def action(request: Request) -> Response:
+        app: str = request.path_params["name"]
+        verb: str = request.path_params["action"]
+        if verb not in ACTIONS:
+            return JSONResponse(error_body(UsageError(f"no such action {verb!r}")), status_code=404)
+        instance = _optional_count(await _json_body(request), "instance")
+        method = {"start": target.start, "stop": target.stop, "restart": target.restart}[verb]
+        await method(app, instance)
+        return JSONResponse(_app_view(target, app))
+
+    async def scale(request: Request) -> Response:
+        app: str = request.path_params["name"]
+        count = _optional_count(await _json_body(request), "count")
+        if count is None:
+            raise UsageError("scale needs a count", fix='send {"count": N}')
+        await target.scale(app, count)
+        return JSONResponse(_app_view(target, app))
+
+    async def reload(request: Request) -> Response:
+        config = (await _json_body(request)).get("config")
+        if config is not None and not isinstance(config, str):
+            raise UsageError(f"config must be a path or null, got {config!r}", fix='send {"config": "/abs/path"}')
+        report = await target.reload(config)
+        return JSONResponse(asdict(report))
+
+    async def shutdown(request: Request) -> Response:
+        target.request_shutdown()
+        return JSONResponse({"ok": True, "pid": os.getpid()}, status_code=202)
+
+    def route(path: str, endpoint: Endpoint, method: str) -> Route:
+        return Route(path, _guarded(target, endpoint), methods=[method])
+
+    return Starlette(
+        routes=[
+            route("/v1/ping", ping, "GET"),
+            route("/v1/status", status, "GET"),
+            route("/v1/apps/{name}/scale", scale, "POST"),
+            route("/v1/apps/{name}/{action}", action, "POST"),
+            route("/v1/reload", reload, "POST"),
+            route("/v1/shutdown", shutdown, "POST"),
+        ]
+    )
+
+
+def _remove_stale_socket(path: Path) -> None:
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise OmnitronError(f"{path} exists and is not a socket", fix="move that file out of OMNITRON_HOME")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        path.unlink(missing_ok=True)  # left behind by a daemon that died without cleaning up
+        return
+    finally:
+        probe.close()
+    raise OmnitronError(f"another process serves the control socket {path}", fix="stop it with `omnitron down`")
+
+
+def bind_control_socket(path: Path) -> socket.socket:
+    """A listening, non-inheritable Unix socket at `path`, mode 0600; a stale socket file is replaced."""
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
+        raise OmnitronError(
+            f"control socket path {path} is longer than {MAX_SOCKET_PATH_BYTES} bytes",
+            fix="set OMNITRON_HOME to a shorter path",
+        )
+    _remove_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # The umask closes the window between bind() creating the file and the chmod below.
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    sock.listen(128)
+    sock.set_inheritable(False)
+    sock.setblocking(False)
+    return sock
+
+
+def remove_control_socket(path: Path) -> None:
+    """Remove the socket file at shutdown (only if it is a socket: never delete anything else)."""
+    try:
+        if stat.S_ISSOCK(path.lstat().st_mode):
+            path.unlink()
+    except FileNotFoundError:
+        return

@@ -1,0 +1,129 @@
+"""Renders the `omnitron status` document (contract section 4) as a table that fits an 80-column terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+WIDTH = 80
+GAP = "  "
+_MIN_APP_WIDTH = 3
+_STATE_COLOURS = {
+    "running": "32",  # green
+    "starting": "33",  # yellow
+    "stopping": "33",
+    "backoff": "33",
+    "fatal": "31;1",  # bold red
+    "completed": "36",  # cyan
+    "stopped": "2",  # dim
+}
+# Numeric columns read better right-aligned.
+_RIGHT_ALIGNED = frozenset({"inst", "pid", "uptime", "restarts", "cpu%", "mem"})
+
+
+def human_duration(seconds: float) -> str:
+    """5s, 3m, 2h, 4d: the largest whole unit, as `ps` and PM2 show uptime."""
+    whole = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if whole >= size:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
+
+
+def human_bytes(size: int) -> str:
+    """1024-based, one decimal below 10: 512B, 1.5K, 31M, 2.0G."""
+    value = float(size)
+    for unit in ("B", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            if unit == "B":
+                return f"{int(value)}B"
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _health(value: bool | None) -> str:
+    if value is None:
+        return "-"
+    return "ok" if value else "fail"
+
+
+def _is_alive(entry: Mapping[str, Any]) -> bool:
+    return entry.get("pid") is not None
+
+
+def row(entry: Mapping[str, Any]) -> dict[str, str]:
+    """One instance's cells, keyed by column name."""
+    alive = _is_alive(entry)
+    return {
+        "app": str(entry["name"]),
+        "inst": str(entry["instance"]),
+        "pid": str(entry["pid"]) if alive else "-",
+        "state": str(entry["state"]),
+        "uptime": human_duration(float(entry["uptime_s"])) if alive else "-",
+        "restarts": str(entry["restarts"]),
+        "cpu%": f"{float(entry['cpu_percent']):.1f}" if alive else "-",
+        "mem": human_bytes(int(entry["memory_rss"])) if alive else "-",
+        "health": _health(entry.get("healthy")),
+    }
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _headers(restarts_glyph: str) -> dict[str, str]:
+    names = ("app", "inst", "pid", "state", "uptime", "restarts", "cpu%", "mem", "health")
+    headers = {name: name for name in names}
+    headers["restarts"] = restarts_glyph
+    return headers
+
+
+def table(entries: Sequence[Mapping[str, Any]], *, colour: bool = False, restarts_glyph: str = "↺") -> list[str]:
+    """The header line and one line per instance; the app column shrinks (names end in …) to fit WIDTH."""
+    headers = _headers(restarts_glyph)
+    rows = [row(e) for e in entries]
+    widths = {name: max([len(headers[name])] + [len(r[name]) for r in rows]) for name in headers}
+    others = sum(w for name, w in widths.items() if name != "app") + len(GAP) * (len(widths) - 1)
+    widths["app"] = max(_MIN_APP_WIDTH, min(widths["app"], WIDTH - others))
+
+    def line(cells: Mapping[str, str], is_header: bool) -> str:
+        parts = []
+        for name, width in widths.items():
+            text = _fit(cells[name], width)
+            padded = text.rjust(width) if name in _RIGHT_ALIGNED else text.ljust(width)
+            if colour and name == "state" and not is_header and text in _STATE_COLOURS:
+                # Pad first, then colour: escape codes must not count towards the width.
+                padded = f"\033[{_STATE_COLOURS[text]}m{text}\033[0m" + " " * (width - len(text))
+            parts.append(padded)
+        return GAP.join(parts).rstrip()
+
+    return [line(headers, True)] + [line(r, False) for r in rows]
+
+
+def summary(daemon: Mapping[str, Any]) -> str:
+    """One line about the daemon itself, at most WIDTH characters."""
+    ready = "ready" if daemon.get("ready") else "not ready"
+    head = (
+        f"omnitron {daemon.get('version', '?')}  pid {daemon.get('pid', '?')}  "
+        f"up {human_duration(float(daemon.get('uptime_s') or 0))}  {ready}"
+    )
+    config = daemon.get("config")
+    if not config:
+        return head
+    room = WIDTH - len(head) - len(GAP)
+    if room < 8:
+        return head
+    config = str(config)
+    return f"{head}{GAP}{config if len(config) <= room else '…' + config[-(room - 1) :]}"
+
+
+def render_status(document: Mapping[str, Any], *, colour: bool = False, restarts_glyph: str = "↺") -> str:
+    """The whole `omnitron status` output for the section-4 document (already filtered to one app, if asked)."""
+    lines = [summary(document.get("daemon") or {})]
+    apps = document.get("apps") or []
+    if not apps:
+        lines.append("no app instances (the config defines no apps, or every app is scaled to 0)")
+    else:
+        lines += table(apps, colour=colour, restarts_glyph=restarts_glyph)
+    return "\n".join(lines) + "\n"
