@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from omnitron.config.units import ByteSize, Duration
 
@@ -42,6 +42,8 @@ class _Model(BaseModel):
 
 
 Command = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+# A command given as a string or an array; one name so that errors in a list of commands carry the item's index.
+CommandLine = Annotated[Command, BeforeValidator(split_command)]
 
 
 class BackoffConfig(_Model):
@@ -69,6 +71,18 @@ class HealthConfig(_Model):
     start_period: Duration = 0.0
 
     _split_exec = field_validator("exec", mode="before")(split_command)
+
+    @field_validator("tcp", mode="before")
+    @classmethod
+    def _port_or_address(cls, value: object) -> object:
+        # One clear message instead of pydantic's one-per-union-member.
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not 1 <= value <= 65535:
+                raise ValueError("a port must be between 1 and 65535")
+            return value
+        if value is None or isinstance(value, str):
+            return value
+        raise ValueError('expected a port number such as 8000 or an address such as "127.0.0.1:8000"')
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> HealthConfig:
@@ -142,16 +156,12 @@ class DaemonConfig(_Model):
 
 
 class InfraConfig(_Model):
-    migrate: list[Command] = Field(default_factory=list)
+    migrate: list[CommandLine] = Field(default_factory=list)
 
     @field_validator("migrate", mode="before")
     @classmethod
-    def _split_each(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, list):
-            return [split_command(item) for item in value]
-        return value
+    def _one_command_is_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
 
 
 class Ecosystem(_Model):

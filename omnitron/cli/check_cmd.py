@@ -1,0 +1,34 @@
+"""`omnitron check [-c FILE]`: validate a config and print every problem with its location."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from omnitron.errors import ExitCode
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="validate a config file",
+        description="Validate a config file; print every problem with its location. Exit 0 valid, 2 invalid.",
+    )
+    parser.add_argument("-c", "--config", metavar="FILE", help="config file (default: $OMNITRON_CONFIG, ./omnitron.toml)")
+    parser.set_defaults(handler=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Prints `<path>: OK (N apps, M instances)`; an invalid config raises ConfigError, which cli.main() prints."""
+    from omnitron.config.load import load_config
+
+    loaded = load_config(args.config)
+    apps = loaded.ecosystem.apps
+    instances = sum(app.instances for app in apps)
+    sys.stdout.write(f"{loaded.path}: OK ({_count(len(apps), 'app')}, {_count(instances, 'instance')})\n")
+    return ExitCode.OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

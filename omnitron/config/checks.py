@@ -1,0 +1,134 @@
+"""Checks that span fields or apps (names, env names, dependencies) and the dependency start order."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from omnitron.config.model import AppConfig, Ecosystem
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One error at one location, such as `apps[1].depends_on.db`, with a message that never quotes env values."""
+
+    loc: Loc
+    message: str
+
+    def render(self) -> str:
+        return f"{format_loc(self.loc)}: {self.message}" if self.loc else self.message
+
+
+def format_loc(loc: Loc) -> str:
+    """`("apps", 1, "health", "interval")` -> `apps[1].health.interval`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def check_apps(apps: Sequence[tuple[int, AppConfig]], other_names: Iterable[str] = ()) -> list[Problem]:
+    """Cross-field problems of the valid `(index, app)` pairs; `other_names` are apps that failed validation."""
+    problems: list[Problem] = []
+    first_index: dict[str, int] = {}
+    for index, app in apps:
+        if app.name in first_index:
+            problems.append(Problem(("apps", index, "name"), f'duplicate app name "{app.name}" (also apps[{first_index[app.name]}])'))
+        else:
+            first_index[app.name] = index
+        problems.extend(_check_names(index, app))
+        if app.port is not None and app.port + max(app.instances, 1) - 1 > 65535:
+            problems.append(Problem(("apps", index, "port"), "port + instances - 1 exceeds 65535; lower port or instances"))
+    by_name = {app.name: (index, app) for index, app in reversed(apps)}
+    known = set(by_name) | set(other_names)
+    for index, app in apps:
+        problems.extend(_check_dependencies(index, app, by_name, known))
+    problems.extend(_cycles(apps))
+    return problems
+
+
+def _check_names(index: int, app: AppConfig) -> list[Problem]:
+    problems = [
+        Problem(("apps", index, "env"), f'"{key}" is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)')
+        for key in app.env
+        if not ENV_NAME.match(key)
+    ]
+    problems.extend(
+        Problem(("apps", index, "secrets", i), f'"{name}" is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)')
+        for i, name in enumerate(app.secrets)
+        if not ENV_NAME.match(name)
+    )
+    return problems
+
+
+def _check_dependencies(
+    index: int, app: AppConfig, by_name: dict[str, tuple[int, AppConfig]], known: set[str]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for name, condition in app.depends_on.items():
+        loc: Loc = ("apps", index, "depends_on", name)
+        if name == app.name:
+            problems.append(Problem(loc, "an app cannot depend on itself; remove this entry"))
+        elif name not in known:
+            problems.append(Problem(loc, f'unknown app "{name}"; depend on an app defined in [[apps]]'))
+        elif name in by_name:
+            target_index, target = by_name[name]
+            if condition == "healthy" and target.health is None:
+                problems.append(Problem(loc, f'"healthy" needs a probe: add apps[{target_index}].health or use "started"'))
+            if condition == "completed" and target.restart == "always":
+                problems.append(
+                    Problem(loc, f'"{name}" never completes with restart = "always": set its restart to "never" or "on-failure"')
+                )
+    return problems
+
+
+def _cycles(apps: Sequence[tuple[int, AppConfig]]) -> list[Problem]:
+    """One problem per distinct dependency cycle, named like `api -> db -> api` and located at its first app."""
+    index_of = {app.name: index for index, app in reversed(apps)}
+    edges = {app.name: [d for d in app.depends_on if d in index_of and d != app.name] for _, app in apps}
+    seen_cycles: set[frozenset[str]] = set()
+    problems: list[Problem] = []
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        for dep in edges[name]:
+            if dep in path:
+                cycle = path[path.index(dep) :]
+                if frozenset(cycle) not in seen_cycles:
+                    seen_cycles.add(frozenset(cycle))
+                    start = min(range(len(cycle)), key=lambda i: index_of[cycle[i]])
+                    ordered = cycle[start:] + cycle[:start]
+                    text = " -> ".join([*ordered, ordered[0]])
+                    problems.append(Problem(("apps", index_of[ordered[0]], "depends_on"), f"dependency cycle {text}"))
+            elif dep not in done:
+                visit(dep, [*path, dep])
+        done.add(name)
+
+    for _, app in apps:
+        if app.name not in done:
+            visit(app.name, [app.name])
+    return problems
+
+
+def dependency_order(ecosystem: Ecosystem) -> list[list[str]]:
+    """App names in start layers: each layer depends only on earlier ones; config order within a layer."""
+    names = [app.name for app in ecosystem.apps]
+    pending = {app.name: {d for d in app.depends_on if d in names} for app in ecosystem.apps}
+    layers: list[list[str]] = []
+    placed: set[str] = set()
+    while pending:
+        layer = [name for name in names if name in pending and pending[name] <= placed]
+        if not layer:
+            raise ValueError(f"dependency cycle among {', '.join(sorted(pending))}")
+        layers.append(layer)
+        placed.update(layer)
+        for name in layer:
+            del pending[name]
+    return layers

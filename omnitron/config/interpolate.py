@@ -1,0 +1,85 @@
+"""`${VAR}` and `${VAR:-default}` substitution in config strings, docker-compose style, with `$$` for a literal `$`.
+
+Rules:
+- `${VAR}` becomes the value of VAR, or "" when VAR is unset (docker-compose behaviour).
+- `${VAR:-default}` becomes `default` when VAR is unset or empty; the default may itself hold `${...}` references.
+- `$$` is a literal `$`. A `$` not followed by `{` or `$` is kept as is (`$HOME` is not substituted).
+- Names listed in `keep` (the per-instance `PORT` and `OMNITRON_INSTANCE`) are left untouched. Such a partial
+  pass must be resolvable again later, so it also keeps `$$` as `$$` and escapes every `$` it substitutes in;
+  the runtime then calls `interpolate(text, instance_env)` once per instance to finish the job.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+PER_INSTANCE: frozenset[str] = frozenset({"PORT", "OMNITRON_INSTANCE"})
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class InterpolationError(ValueError):
+    """A malformed `${...}` reference; the message never quotes the text, which may hold a secret."""
+
+
+def interpolate(text: str, mapping: Mapping[str, str], *, keep: frozenset[str] = frozenset()) -> str:
+    """`text` with every `${VAR}` / `${VAR:-default}` replaced from `mapping`, except names in `keep`."""
+    if "$" not in text:
+        return text
+    out: list[str] = []
+    pos = 0
+    while True:
+        dollar = text.find("$", pos)
+        if dollar < 0:
+            out.append(text[pos:])
+            return "".join(out)
+        out.append(text[pos:dollar])
+        following = text[dollar + 1 : dollar + 2]
+        if following == "$":
+            out.append("$$" if keep else "$")
+            pos = dollar + 2
+        elif following == "{":
+            end = _closing_brace(text, dollar + 2)
+            out.append(_substitute(text, dollar, end, mapping, keep))
+            pos = end + 1
+        else:
+            out.append("$")
+            pos = dollar + 1
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """Index of the `}` closing the reference whose body starts at `start` (defaults may nest `${...}`)."""
+    depth = 1
+    index = start
+    while index < len(text):
+        char = text[index]
+        if char == "$" and text[index + 1 : index + 2] in ("{", "$"):
+            if text[index + 1] == "{":
+                depth += 1
+            index += 2
+            continue
+        if char == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    raise InterpolationError(f"unterminated ${{ at character {start - 1}; close it with }} or write $$ for a literal $")
+
+
+def _substitute(text: str, dollar: int, end: int, mapping: Mapping[str, str], keep: frozenset[str]) -> str:
+    body = text[dollar + 2 : end]
+    name_match = _NAME.match(body)
+    if name_match is None:
+        raise InterpolationError(f"invalid variable name in ${{...}} at character {dollar}; names match [A-Za-z_][A-Za-z0-9_]*")
+    name = name_match.group(0)
+    rest = body[name_match.end() :]
+    if rest and not rest.startswith(":-"):
+        raise InterpolationError(f"invalid ${{...}} reference at character {dollar}; use ${{VAR}} or ${{VAR:-default}}")
+    if name in keep:
+        return text[dollar : end + 1]
+    value = mapping.get(name, "")
+    if rest and value == "":
+        # The default is interpolated with the same rules, so it is already escaped for a partial pass.
+        return interpolate(rest[2:], mapping, keep=keep)
+    return value.replace("$", "$$") if keep else value
+

@@ -1,0 +1,272 @@
+"""Find the config file, read it (.toml, .json or .py), validate it and report every problem with its location."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from omnitron.config.checks import Loc, Problem, check_apps, dependency_order
+from omnitron.config.define import define_ecosystem
+from omnitron.config.model import AppConfig, DaemonConfig, Ecosystem, InfraConfig
+from omnitron.config.resolve import resolve_app, resolve_infra
+from omnitron.errors import ConfigError
+
+__all__ = ["LoadedConfig", "dependency_order", "find_config_path", "load_config", "read_raw"]
+
+DEFAULT_LOCATIONS = ("omnitron.toml", "config/omnitron.toml")
+_FIX = "fix each listed key; `omnitron check -c FILE` re-checks, docs/configuration.md lists every key"
+_SECTION_RANK = {"daemon": 1, "apps": 2, "infra": 3}
+_M = TypeVar("_M", AppConfig, DaemonConfig, InfraConfig)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    path: Path
+    ecosystem: Ecosystem
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> Path:
+    """`-c FILE`, else `$OMNITRON_CONFIG`, else ./omnitron.toml, else ./config/omnitron.toml (absolute)."""
+    environ = os.environ if environ is None else environ
+    if explicit is not None and os.fspath(explicit) != "":
+        return _existing(Path(explicit), "given with -c")
+    from_env = environ.get("OMNITRON_CONFIG", "")
+    if from_env:
+        return _existing(Path(from_env), "set by OMNITRON_CONFIG")
+    candidates = [Path(os.path.abspath(name)) for name in DEFAULT_LOCATIONS]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise ConfigError(
+        f"no config file found (looked for $OMNITRON_CONFIG, {looked})",
+        "pass -c FILE, set OMNITRON_CONFIG, or create ./omnitron.toml",
+    )
+
+
+def _existing(path: Path, origin: str) -> Path:
+    absolute = Path(os.path.abspath(path))
+    if absolute.is_dir():
+        raise ConfigError(f"config path {absolute} ({origin}) is a directory", "point it at a .toml, .json or .py file")
+    if not absolute.exists():
+        raise ConfigError(f"config file {absolute} ({origin}) does not exist", "check the path, or create the file")
+    return absolute
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """The validated ecosystem from the config file; raises ConfigError listing every problem found."""
+    environ = os.environ if environ is None else environ
+    path = find_config_path(explicit, environ)
+    raw = read_raw(path)
+    ecosystem, problems = _validate(raw, path.parent, environ)
+    if problems or ecosystem is None:
+        raise _problems_error(path, problems)
+    return LoadedConfig(path=path, ecosystem=ecosystem)
+
+
+def _problems_error(path: Path, problems: list[Problem]) -> ConfigError:
+    ordered = sorted(problems, key=_sort_key)
+    count = len(ordered)
+    lines = [f"{path}: {p.render()}" for p in ordered]
+    return ConfigError(f"{path}: {count} problem{'s' if count != 1 else ''}", _FIX, problems=lines)
+
+
+def _sort_key(problem: Problem) -> tuple[int, int]:
+    loc = problem.loc
+    rank = _SECTION_RANK.get(str(loc[0]), 0) if loc else 0
+    index = loc[1] if len(loc) > 1 and loc[0] == "apps" and isinstance(loc[1], int) else -1
+    return rank, index
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+
+def read_raw(path: Path) -> dict[str, object]:
+    """The file's top-level table as plain data, before validation; syntax errors become one-line ConfigErrors."""
+    readers = {".toml": _read_toml, ".json": _read_json, ".py": _read_python}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise ConfigError(f"{path}: unknown config format {path.suffix!r}", "name the file *.toml, *.json or *.py")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}", "check the path and its permissions") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _syntax(path, f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8") from None
+    raw = reader(path, text)
+    if not isinstance(raw, dict):
+        kind = "define `ecosystem = define_ecosystem(...)`" if path.suffix == ".py" else "write an object of sections"
+        raise _syntax(path, f"the top level must be a table of sections, got {type(raw).__name__}", kind)
+    return raw
+
+
+def _syntax(path: Path, problem: str, fix: str) -> ConfigError:
+    return ConfigError(f"{path}: 1 problem", fix, problems=[f"{path}: {problem}"])
+
+
+def _read_toml(path: Path, text: str) -> object:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"\(at line (\d+), column (\d+)\)$", message)
+        where = f"{path}:{match.group(1)}:{match.group(2)}" if match else str(path)
+        message = message[: match.start()].strip() if match else message
+        raise ConfigError(f"{path}: 1 problem", "fix the TOML syntax", problems=[f"{where}: invalid TOML: {message}"]) from None
+
+
+def _read_json(path: Path, text: str) -> object:
+    def unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        table: dict[str, object] = {}
+        for key, value in pairs:
+            if key in table:
+                raise ValueError(f"duplicate key {key!r}")
+            table[key] = value
+        return table
+
+    try:
+        return json.loads(text, object_pairs_hook=unique_keys)
+    except json.JSONDecodeError as exc:
+        where = f"{path}:{exc.lineno}:{exc.colno}"
+        raise ConfigError(f"{path}: 1 problem", "fix the JSON syntax", problems=[f"{where}: invalid JSON: {exc.msg}"]) from None
+    except ValueError as exc:
+        raise _syntax(path, f"invalid JSON: {exc}", "remove the repeated key") from None
+
+
+def _read_python(path: Path, text: str) -> object:
+    """Runs the file with `define_ecosystem` in its globals and returns its `ecosystem` variable."""
+    try:
+        code = compile(text, str(path), "exec")
+    except SyntaxError as exc:
+        where = f"{path}:{exc.lineno}:{exc.offset}" if exc.lineno else str(path)
+        raise ConfigError(f"{path}: 1 problem", "fix the Python syntax", problems=[f"{where}: invalid Python: {exc.msg}"]) from None
+    namespace: dict[str, object] = {
+        "__name__": "__omnitron_config__",
+        "__file__": str(path),
+        "__builtins__": builtins,
+        "define_ecosystem": define_ecosystem,
+    }
+    try:
+        exec(code, namespace)
+    except (Exception, SystemExit) as exc:  # the user's code: any failure is a config problem, reported in one line
+        line = _failing_line(exc, str(path))
+        where = f"{path}:{line}" if line else str(path)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        detail = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+        raise ConfigError(f"{path}: 1 problem", "fix the Python error in the config file", problems=[f"{where}: {detail}"]) from None
+    if "ecosystem" not in namespace:
+        raise _syntax(path, "no `ecosystem` variable", "end the file with `ecosystem = define_ecosystem(apps=[...])`")
+    return namespace["ecosystem"]
+
+
+def _failing_line(exc: BaseException, filename: str) -> int | None:
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+# --- validation ------------------------------------------------------------------------------------------
+
+
+def _validate(
+    raw: dict[str, object], base: Path, environ: Mapping[str, str]
+) -> tuple[Ecosystem | None, list[Problem]]:
+    problems: list[Problem] = []
+    unknown = [key for key in raw if key not in Ecosystem.model_fields]
+    problems.extend(Problem((key,), "unknown key") for key in unknown)
+    daemon = _validate_daemon(raw.get("daemon", {}), environ, problems)
+    apps = _validate_apps(raw.get("apps", []), base, environ, problems)
+    infra = _validate_part(InfraConfig, raw.get("infra", {}), ("infra",), problems)
+    if infra is not None:
+        infra = resolve_infra(infra, environ, problems)
+    if problems or daemon is None or apps is None or infra is None:
+        return None, problems
+    return Ecosystem(daemon=daemon, apps=apps, infra=infra), problems
+
+
+def _validate_daemon(table: object, environ: Mapping[str, str], problems: list[Problem]) -> DaemonConfig | None:
+    from omnitron.settings import from_environment, load_daemon_settings
+
+    if not isinstance(table, dict):
+        return _validate_part(DaemonConfig, table, ("daemon",), problems)
+    merged = dict(table)
+    try:
+        settings = load_daemon_settings(table, environ)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            merged.pop(field, None)  # reported here; DaemonConfig would only repeat it
+            if from_environment(environ, field):
+                loc: Loc = ("daemon", f"{field} (from environment variable OMNITRON_{field.upper()})")
+                problems.append(Problem(loc, readable(error, show_input=False)))
+            else:
+                problems.append(Problem(("daemon", *error["loc"]), readable(error)))
+        _validate_part(DaemonConfig, merged, ("daemon",), problems)
+        return None
+    merged.update({name: getattr(settings, name) for name in settings.model_fields_set})
+    return _validate_part(DaemonConfig, merged, ("daemon",), problems)
+
+
+def _validate_apps(
+    items: object, base: Path, environ: Mapping[str, str], problems: list[Problem]
+) -> list[AppConfig] | None:
+    if not isinstance(items, list):
+        problems.append(Problem(("apps",), f"expected an array of app tables, got {type(items).__name__}"))
+        return None
+    valid: list[tuple[int, AppConfig]] = []
+    failed_names: list[str] = []
+    for index, item in enumerate(items):
+        app = _validate_part(AppConfig, item, ("apps", index), problems)
+        if app is not None:
+            valid.append((index, app))
+        elif isinstance(item, dict) and isinstance(item.get("name"), str):
+            failed_names.append(item["name"])
+    problems.extend(check_apps(valid, failed_names))
+    resolved = [resolve_app(index, app, base, environ, problems) for index, app in valid]
+    return None if len(valid) != len(items) else resolved
+
+
+def _validate_part(model: type[_M], data: object, prefix: Loc, problems: list[Problem]) -> _M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc: Loc = (*prefix, *error["loc"])
+            is_env_value = loc[:1] == ("apps",) and loc[2:3] == ("env",)
+            problems.append(Problem(loc, readable(error, show_input=not is_env_value)))
+        return None
+
+
+def readable(error: Mapping[str, object], *, show_input: bool = True) -> str:
+    """A pydantic error as a short sentence; the input value is quoted only where it cannot be a secret."""
+    kind = error.get("type")
+    message = str(error.get("msg", ""))
+    ctx = error.get("ctx")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "missing"
+    if kind == "value_error" or kind == "assertion_error":
+        return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "literal_error" and isinstance(ctx, dict):
+        choices = "|".join(part.strip(" '") for part in re.split(r",| or ", str(ctx.get("expected", ""))) if part.strip())
+        got = f", got {error.get('input')!r}" if show_input else ""
+        return f"expected {choices}{got}"
+    if kind == "string_pattern_mismatch" and isinstance(ctx, dict):
+        return f"must match {str(ctx.get('pattern', '')).strip('^$')}"
+    return message[:1].lower() + message[1:]

@@ -1,0 +1,77 @@
+"""The load-time pass over validated models: `${VAR}` interpolation and paths made absolute against the config's folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from omnitron.config.checks import Loc, Problem
+from omnitron.config.interpolate import PER_INSTANCE, InterpolationError, interpolate
+from omnitron.config.model import AppConfig, HealthConfig, InfraConfig
+
+
+class _Resolver:
+    """Collects problems while interpolating one model's strings, so every bad reference is reported."""
+
+    def __init__(self, environ: Mapping[str, str], problems: list[Problem]) -> None:
+        self.environ = environ
+        self.problems = problems
+
+    def text(self, value: str, loc: Loc, *, keep: frozenset[str] = frozenset()) -> str:
+        try:
+            return interpolate(value, self.environ, keep=keep)
+        except InterpolationError as exc:
+            self.problems.append(Problem(loc, str(exc)))
+            return value
+
+    def items(self, values: list[str], loc: Loc, *, keep: frozenset[str] = frozenset()) -> list[str]:
+        return [self.text(v, (*loc, i), keep=keep) for i, v in enumerate(values)]
+
+
+def resolve_app(index: int, app: AppConfig, base: Path, environ: Mapping[str, str], problems: list[Problem]) -> AppConfig:
+    """`app` with `${VAR}` references resolved (PORT and OMNITRON_INSTANCE kept for the runtime) and absolute paths."""
+    at: Loc = ("apps", index)
+    resolver = _Resolver(environ, problems)
+    update: dict[str, object] = {
+        "env": {key: resolver.text(value, (*at, "env", key)) for key, value in app.env.items()},
+    }
+    if app.command is not None:
+        update["command"] = resolver.items(app.command, (*at, "command"), keep=PER_INSTANCE)
+    if app.health is not None:
+        update["health"] = _resolve_health(app.health, (*at, "health"), resolver)
+    cwd = _absolute(resolver.text(app.cwd, (*at, "cwd")), base)
+    if not os.path.isdir(cwd):
+        problems.append(Problem((*at, "cwd"), f"{cwd} is not a directory; create it or fix the path (relative to the config file)"))
+    update["cwd"] = cwd
+    for key in ("bootstrap", "env_file"):
+        value = getattr(app, key)
+        if value is None:
+            continue
+        path = _absolute(value, base)
+        if not os.path.isfile(path):
+            problems.append(Problem((*at, key), f"{path} is not a file; fix the path (relative to the config file)"))
+        update[key] = path
+    return app.model_copy(update=update)
+
+
+def _resolve_health(health: HealthConfig, at: Loc, resolver: _Resolver) -> HealthConfig:
+    update: dict[str, object] = {}
+    if health.http is not None:
+        update["http"] = resolver.text(health.http, (*at, "http"), keep=PER_INSTANCE)
+    if isinstance(health.tcp, str):
+        update["tcp"] = resolver.text(health.tcp, (*at, "tcp"), keep=PER_INSTANCE)
+    if health.exec is not None:
+        update["exec"] = resolver.items(health.exec, (*at, "exec"), keep=PER_INSTANCE)
+    return health.model_copy(update=update)
+
+
+def resolve_infra(infra: InfraConfig, environ: Mapping[str, str], problems: list[Problem]) -> InfraConfig:
+    """`[infra].migrate` commands with `${VAR}` references resolved."""
+    resolver = _Resolver(environ, problems)
+    migrate = [resolver.items(command, ("infra", "migrate", i)) for i, command in enumerate(infra.migrate)]
+    return infra.model_copy(update={"migrate": migrate})
+
+
+def _absolute(value: str, base: Path) -> str:
+    return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
