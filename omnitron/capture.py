@@ -1,0 +1,162 @@
+"""Instance output capture: pipe -> lines (64 KiB cap) -> the instance's rotating log file and the daemon's stdout.
+
+Every read is split into lines and handled as one batch: one write(2) to the log file and one chunk to the
+StdoutWriter, so the cost per line is a few C-level byte operations, not Python calls.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import anyio
+import anyio.abc
+import structlog
+
+from omnitron.config.model import LogsConfig
+from omnitron.logfile import RotatingLogFile, tag, utc_timestamp
+from omnitron.paths import Home
+from omnitron.stdout_writer import StdoutWriter
+
+MAX_LINE = 64 * 1024
+READ_SIZE = 64 * 1024
+StreamName = Literal["stdout", "stderr"]
+
+log = structlog.get_logger()
+_encode_json_string = json.encoder.encode_basestring  # the C encoder when available, as json.dumps uses
+
+
+def _report_file_event(event: str, fields: dict[str, object]) -> None:
+    if event == "log_write_resumed":
+        log.info(event, **fields)
+    else:
+        log.warning(event, **fields)
+
+
+class _SharedFile:
+    """One log file per instance path, shared by every InstanceOutput open on it (old and new process)."""
+
+    def __init__(self, file: RotatingLogFile) -> None:
+        self.file = file
+        self.users = 0
+
+
+class OutputRouter:
+    """Creates the InstanceOutput of each instance; one per daemon."""
+
+    def __init__(
+        self,
+        home: Home,
+        *,
+        fmt: Literal["console", "json"],
+        writer: StdoutWriter,
+        default_logs: LogsConfig,
+    ) -> None:
+        self.home = home
+        self.fmt = fmt
+        self.writer = writer
+        self.default_logs = default_logs
+        self.is_colour = fmt == "console" and writer.isatty()
+        self._files: dict[Path, _SharedFile] = {}
+
+    def __repr__(self) -> str:
+        return f"<OutputRouter {self.fmt} files={len(self._files)}>"
+
+    def open_instance(self, app: str, instance: int, logs: LogsConfig | None) -> InstanceOutput:
+        """Open (append to) `logs/<app>-<instance>.log`; `logs` None means the daemon-wide default."""
+        config = logs or self.default_logs
+        path = self.home.instance_log(app, instance)
+        shared = self._files.get(path)
+        if shared is None:
+            file = RotatingLogFile(path, max_size=config.max_size, keep=config.keep, on_event=_report_file_event)
+            shared = self._files[path] = _SharedFile(file)
+        shared.file.max_size = config.max_size
+        shared.file.keep = config.keep
+        shared.file.open()
+        shared.users += 1
+        return InstanceOutput(self, app, instance, shared.file)
+
+    def close(self) -> None:
+        """Close every log file (daemon shutdown)."""
+        for shared in self._files.values():
+            shared.file.close()
+        self._files.clear()
+
+    def _release(self, file: RotatingLogFile) -> None:
+        shared = self._files.get(file.path)
+        if shared is None or shared.file is not file:
+            return
+        shared.users -= 1
+        if shared.users <= 0:
+            file.close()
+            del self._files[file.path]
+
+
+class InstanceOutput:
+    """Pumps one instance's stdout and stderr pipes into its log file and the daemon's stdout."""
+
+    def __init__(self, router: OutputRouter, app: str, instance: int, file: RotatingLogFile) -> None:
+        self.app = app
+        self.instance = instance
+        self._router = router
+        self._file = file
+        self._writer = router.writer
+        self._is_json = router.fmt == "json"
+        self._tag = tag(app, instance, colour=router.is_colour).encode()
+        self._json_fields = f'"app": {_encode_json_string(app)}, "instance": {instance}'
+        self._is_closed = False
+
+    def __repr__(self) -> str:
+        return f"<InstanceOutput {self.app}:{self.instance} {'closed' if self._is_closed else 'open'}>"
+
+    @property
+    def dropped_file_lines(self) -> int:
+        """Lines lost from the log file because the disk refused them (ENOSPC, EIO...)."""
+        return self._file.dropped_lines
+
+    async def pump(self, stream: anyio.abc.ByteReceiveStream, stream_name: StreamName) -> None:
+        """Read `stream` until EOF; a final line without a newline is flushed at EOF (or on cancellation)."""
+        pending = b""
+        try:
+            while True:
+                try:
+                    data = await stream.receive(READ_SIZE)
+                except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    break
+                pending = self._feed(pending + data if pending else data, stream_name)
+        finally:
+            if pending:
+                self._emit(pending, stream_name)
+
+    def close(self) -> None:
+        if not self._is_closed:
+            self._is_closed = True
+            self._router._release(self._file)
+
+    def _feed(self, buf: bytes, stream_name: StreamName) -> bytes:
+        """Emit every complete line of `buf` and return the rest (split when it reaches MAX_LINE)."""
+        end = buf.rfind(b"\n")
+        rest = buf
+        if end >= 0:
+            self._emit(buf[:end], stream_name)
+            rest = buf[end + 1 :]
+        while len(rest) >= MAX_LINE:
+            self._emit(rest[:MAX_LINE], stream_name)
+            rest = rest[MAX_LINE:]
+        return rest
+
+    def _emit(self, block: bytes, stream_name: StreamName) -> None:
+        """Write `block` (lines joined by newlines, without the last one) to the file and the stdout copy."""
+        ts = utc_timestamp()
+        lines = block.count(b"\n") + 1
+        head = f"{ts} {stream_name} | ".encode()
+        self._file.write(head + block.replace(b"\n", b"\n" + head) + b"\n", lines)
+        text = block.decode("utf-8", "backslashreplace")
+        if self._is_json:
+            prefix = f'{{"ts": "{ts}", {self._json_fields}, "stream": "{stream_name}", "line": '
+            body = ("}\n" + prefix).join(map(_encode_json_string, text.split("\n")))
+            self._writer.write(f"{prefix}{body}}}\n".encode())
+        else:
+            copy = text.encode()
+            self._writer.write(self._tag + copy.replace(b"\n", b"\n" + self._tag) + b"\n")
