@@ -1,0 +1,125 @@
+"""Release commands (`omnitron infra migrate`): run `[infra].migrate` once, in order, under a lock on the home."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shlex
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, BinaryIO
+
+from omnitron.appenv import daemon_env
+from omnitron.errors import OmnitronError
+from omnitron.paths import Home
+
+if TYPE_CHECKING:
+    from omnitron.config.load import LoadedConfig
+
+COMMAND_NOT_FOUND = 127
+NOT_EXECUTABLE = 126
+
+
+def run_migrations(loaded: LoadedConfig, home: Home, *, out: BinaryIO) -> int:
+    """Run each release command with cwd = the config's directory; the first failure's status, or 0.
+
+    The commands get the daemon's environment (without the store key) plus every stored secret that some
+    app lists. Their stdout goes to `out`, their stderr is inherited. A signal death N is 128+N.
+    """
+    commands = loaded.ecosystem.infra.migrate
+    if not commands:
+        _say(out, "no release commands ([infra].migrate is empty)")
+        return 0
+    with migrate_lock(home):
+        env = migration_env(loaded, home, os.environ, out=out)
+        cwd = Path(loaded.path).parent
+        for number, argv in enumerate(commands, start=1):
+            label = f"release command {number}/{len(commands)}"
+            _say(out, f"{label}: {shlex.join(argv)}")
+            status = _run_one(argv, cwd=cwd, env=env, out=out, label=label)
+            if status != 0:
+                _say(out, f"{label} failed with exit status {status}; stopping")
+                return status
+        _say(out, f"all {len(commands)} release commands succeeded")
+    return 0
+
+
+def migration_env(loaded: LoadedConfig, home: Home, base_env: Mapping[str, str], *, out: BinaryIO) -> dict[str, str]:
+    """`base_env` minus daemon-only vars, plus each stored secret any app lists (missing ones are noted)."""
+    from omnitron.secrets import SecretStore
+
+    store = SecretStore(home)
+    names = list(dict.fromkeys(name for app in loaded.ecosystem.apps for name in app.secrets))
+    present = [name for name in names if store.has(name)]
+    missing = [name for name in names if name not in present]
+    if missing:
+        _say(out, f"note: secrets not in the store, not set for release commands: {', '.join(missing)}")
+    env = daemon_env(base_env)
+    env.update(store.load_many(present))
+    return env
+
+
+@contextmanager
+def migrate_lock(home: Home) -> Iterator[None]:
+    """Hold an exclusive flock on the home's migrate lock; OmnitronError if another migration holds it."""
+    home.ensure()
+    fd = os.open(home.migrate_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise OmnitronError(
+                f"another migration (PID {holder}) is running on {home.root}",
+                "wait for it to finish, then run `omnitron infra migrate` again",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def _run_one(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], out: BinaryIO, label: str) -> int:
+    out.flush()
+    stdout_fd = _fileno(out)
+    try:
+        proc = subprocess.Popen(
+            list(argv), cwd=cwd, env=dict(env), stdout=stdout_fd if stdout_fd is not None else subprocess.PIPE
+        )
+    except FileNotFoundError:
+        _say(out, f"{label}: command not found: {argv[0]} (install it or fix [infra].migrate)")
+        return COMMAND_NOT_FOUND
+    except PermissionError:
+        _say(out, f"{label}: permission denied: {argv[0]} (make it executable or fix [infra].migrate)")
+        return NOT_EXECUTABLE
+    try:
+        if proc.stdout is not None:
+            with proc.stdout:
+                _copy(proc.stdout, out)
+        returncode = proc.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reached the command too (same process group): let it finish its own cleanup first.
+        proc.wait()
+        raise
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _copy(source: IO[bytes], out: BinaryIO) -> None:
+    while chunk := source.read1(65536):  # type: ignore[attr-defined]
+        out.write(chunk)
+        out.flush()
+
+
+def _fileno(stream: BinaryIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _say(out: BinaryIO, message: str) -> None:
+    out.write(f"omnitron: {message}\n".encode())
+    out.flush()
