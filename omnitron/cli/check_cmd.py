@@ -15,7 +15,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="validate a config file",
         description="Validate a config file; print every problem with its location. Exit 0 valid, 2 invalid.",
     )
-    parser.add_argument("-c", "--config", metavar="FILE", help="config file (default: $OMNITRON_CONFIG, ./omnitron.toml)")
+    parser.add_argument(
+        "-c", "--config", metavar="FILE", help="config file (default: $OMNITRON_CONFIG, ./omnitron.toml)"
+    )
     parser.set_defaults(handler=run_check)
 
 

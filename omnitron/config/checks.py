@@ -40,12 +40,18 @@ def check_apps(apps: Sequence[tuple[int, AppConfig]], other_names: Iterable[str]
     first_index: dict[str, int] = {}
     for index, app in apps:
         if app.name in first_index:
-            problems.append(Problem(("apps", index, "name"), f'duplicate app name "{app.name}" (also apps[{first_index[app.name]}])'))
+            problems.append(
+                Problem(
+                    ("apps", index, "name"), f'duplicate app name "{app.name}" (also apps[{first_index[app.name]}])'
+                )
+            )
         else:
             first_index[app.name] = index
         problems.extend(_check_names(index, app))
         if app.port is not None and app.port + max(app.instances, 1) - 1 > 65535:
-            problems.append(Problem(("apps", index, "port"), "port + instances - 1 exceeds 65535; lower port or instances"))
+            problems.append(
+                Problem(("apps", index, "port"), "port + instances - 1 exceeds 65535; lower port or instances")
+            )
     by_name = {app.name: (index, app) for index, app in reversed(apps)}
     known = set(by_name) | set(other_names)
     for index, app in apps:
@@ -61,7 +67,9 @@ def _check_names(index: int, app: AppConfig) -> list[Problem]:
         if not ENV_NAME.match(key)
     ]
     problems.extend(
-        Problem(("apps", index, "secrets", i), f'"{name}" is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)')
+        Problem(
+            ("apps", index, "secrets", i), f'"{name}" is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)'
+        )
         for i, name in enumerate(app.secrets)
         if not ENV_NAME.match(name)
     )
@@ -81,10 +89,15 @@ def _check_dependencies(
         elif name in by_name:
             target_index, target = by_name[name]
             if condition == "healthy" and target.health is None:
-                problems.append(Problem(loc, f'"healthy" needs a probe: add apps[{target_index}].health or use "started"'))
+                problems.append(
+                    Problem(loc, f'"healthy" needs a probe: add apps[{target_index}].health or use "started"')
+                )
             if condition == "completed" and target.restart == "always":
                 problems.append(
-                    Problem(loc, f'"{name}" never completes with restart = "always": set its restart to "never" or "on-failure"')
+                    Problem(
+                        loc,
+                        f'"{name}" never completes with restart = "always": set its restart to "never" or "on-failure"',
+                    )
                 )
     return problems
 

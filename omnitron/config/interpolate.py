@@ -70,7 +70,9 @@ def _substitute(text: str, dollar: int, end: int, mapping: Mapping[str, str], ke
     body = text[dollar + 2 : end]
     name_match = _NAME.match(body)
     if name_match is None:
-        raise InterpolationError(f"invalid variable name in ${{...}} at character {dollar}; names match [A-Za-z_][A-Za-z0-9_]*")
+        raise InterpolationError(
+            f"invalid variable name in ${{...}} at character {dollar}; names match [A-Za-z_][A-Za-z0-9_]*"
+        )
     name = name_match.group(0)
     rest = body[name_match.end() :]
     if rest and not rest.startswith(":-"):
@@ -82,4 +84,3 @@ def _substitute(text: str, dollar: int, end: int, mapping: Mapping[str, str], ke
         # The default is interpolated with the same rules, so it is already escaped for a partial pass.
         return interpolate(rest[2:], mapping, keep=keep)
     return value.replace("$", "$$") if keep else value
-

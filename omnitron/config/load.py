@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from omnitron.config.checks import Loc, Problem, check_apps, dependency_order
 from omnitron.config.define import define_ecosystem
@@ -25,7 +25,7 @@ __all__ = ["LoadedConfig", "dependency_order", "find_config_path", "load_config"
 DEFAULT_LOCATIONS = ("omnitron.toml", "config/omnitron.toml")
 _FIX = "fix each listed key; `omnitron check -c FILE` re-checks, docs/configuration.md lists every key"
 _SECTION_RANK = {"daemon": 1, "apps": 2, "infra": 3}
-_M = TypeVar("_M", AppConfig, DaemonConfig, InfraConfig)
+_M = TypeVar("_M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,9 @@ def _existing(path: Path, origin: str) -> Path:
     return absolute
 
 
-def load_config(explicit: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+def load_config(
+    explicit: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
     """The validated ecosystem from the config file; raises ConfigError listing every problem found."""
     environ = os.environ if environ is None else environ
     path = find_config_path(explicit, environ)
@@ -99,7 +101,9 @@ def read_raw(path: Path) -> dict[str, object]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}", "check the path and its permissions") from None
+        raise ConfigError(
+            f"cannot read config file {path}: {exc.strerror}", "check the path and its permissions"
+        ) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -123,7 +127,9 @@ def _read_toml(path: Path, text: str) -> object:
         match = re.search(r"\(at line (\d+), column (\d+)\)$", message)
         where = f"{path}:{match.group(1)}:{match.group(2)}" if match else str(path)
         message = message[: match.start()].strip() if match else message
-        raise ConfigError(f"{path}: 1 problem", "fix the TOML syntax", problems=[f"{where}: invalid TOML: {message}"]) from None
+        raise ConfigError(
+            f"{path}: 1 problem", "fix the TOML syntax", problems=[f"{where}: invalid TOML: {message}"]
+        ) from None
 
 
 def _read_json(path: Path, text: str) -> object:
@@ -139,7 +145,9 @@ def _read_json(path: Path, text: str) -> object:
         return json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
         where = f"{path}:{exc.lineno}:{exc.colno}"
-        raise ConfigError(f"{path}: 1 problem", "fix the JSON syntax", problems=[f"{where}: invalid JSON: {exc.msg}"]) from None
+        raise ConfigError(
+            f"{path}: 1 problem", "fix the JSON syntax", problems=[f"{where}: invalid JSON: {exc.msg}"]
+        ) from None
     except ValueError as exc:
         raise _syntax(path, f"invalid JSON: {exc}", "remove the repeated key") from None
 
@@ -150,7 +158,9 @@ def _read_python(path: Path, text: str) -> object:
         code = compile(text, str(path), "exec")
     except SyntaxError as exc:
         where = f"{path}:{exc.lineno}:{exc.offset}" if exc.lineno else str(path)
-        raise ConfigError(f"{path}: 1 problem", "fix the Python syntax", problems=[f"{where}: invalid Python: {exc.msg}"]) from None
+        raise ConfigError(
+            f"{path}: 1 problem", "fix the Python syntax", problems=[f"{where}: invalid Python: {exc.msg}"]
+        ) from None
     namespace: dict[str, object] = {
         "__name__": "__omnitron_config__",
         "__file__": str(path),
@@ -164,7 +174,9 @@ def _read_python(path: Path, text: str) -> object:
         where = f"{path}:{line}" if line else str(path)
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         detail = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-        raise ConfigError(f"{path}: 1 problem", "fix the Python error in the config file", problems=[f"{where}: {detail}"]) from None
+        raise ConfigError(
+            f"{path}: 1 problem", "fix the Python error in the config file", problems=[f"{where}: {detail}"]
+        ) from None
     if "ecosystem" not in namespace:
         raise _syntax(path, "no `ecosystem` variable", "end the file with `ecosystem = define_ecosystem(apps=[...])`")
     return namespace["ecosystem"]
@@ -183,9 +195,7 @@ def _failing_line(exc: BaseException, filename: str) -> int | None:
 # --- validation ------------------------------------------------------------------------------------------
 
 
-def _validate(
-    raw: dict[str, object], base: Path, environ: Mapping[str, str]
-) -> tuple[Ecosystem | None, list[Problem]]:
+def _validate(raw: dict[str, object], base: Path, environ: Mapping[str, str]) -> tuple[Ecosystem | None, list[Problem]]:
     problems: list[Problem] = []
     unknown = [key for key in raw if key not in Ecosystem.model_fields]
     problems.extend(Problem((key,), "unknown key") for key in unknown)
@@ -264,7 +274,9 @@ def readable(error: Mapping[str, object], *, show_input: bool = True) -> str:
     if kind == "value_error" or kind == "assertion_error":
         return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if kind == "literal_error" and isinstance(ctx, dict):
-        choices = "|".join(part.strip(" '") for part in re.split(r",| or ", str(ctx.get("expected", ""))) if part.strip())
+        choices = "|".join(
+            part.strip(" '") for part in re.split(r",| or ", str(ctx.get("expected", ""))) if part.strip()
+        )
         got = f", got {error.get('input')!r}" if show_input else ""
         return f"expected {choices}{got}"
     if kind == "string_pattern_mismatch" and isinstance(ctx, dict):

@@ -33,7 +33,7 @@ def signal_name(value: object) -> object:
     if not name.startswith("SIG"):
         name = "SIG" + name
     if not hasattr(signal.Signals, name) or name in ("SIGKILL", "SIGSTOP"):
-        raise ValueError(f"unknown or uncatchable signal {value!r}; use a name such as \"SIGTERM\" or \"SIGINT\"")
+        raise ValueError(f'unknown or uncatchable signal {value!r}; use a name such as "SIGTERM" or "SIGINT"')
     return name
 
 
@@ -123,7 +123,7 @@ class AppConfig(_Model):
     @classmethod
     def _list_means_started(cls, value: object) -> object:
         if isinstance(value, list):
-            return {name: "started" for name in value}
+            return dict.fromkeys(value, "started")
         return value
 
     @model_validator(mode="after")

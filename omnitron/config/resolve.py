@@ -1,4 +1,4 @@
-"""The load-time pass over validated models: `${VAR}` interpolation and paths made absolute against the config's folder."""
+"""Load-time pass over validated models: `${VAR}` interpolation, and paths made absolute against the config folder."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ class _Resolver:
         return [self.text(v, (*loc, i), keep=keep) for i, v in enumerate(values)]
 
 
-def resolve_app(index: int, app: AppConfig, base: Path, environ: Mapping[str, str], problems: list[Problem]) -> AppConfig:
+def resolve_app(
+    index: int, app: AppConfig, base: Path, environ: Mapping[str, str], problems: list[Problem]
+) -> AppConfig:
     """`app` with `${VAR}` references resolved (PORT and OMNITRON_INSTANCE kept for the runtime) and absolute paths."""
     at: Loc = ("apps", index)
     resolver = _Resolver(environ, problems)
@@ -42,7 +44,9 @@ def resolve_app(index: int, app: AppConfig, base: Path, environ: Mapping[str, st
         update["health"] = _resolve_health(app.health, (*at, "health"), resolver)
     cwd = _absolute(resolver.text(app.cwd, (*at, "cwd")), base)
     if not os.path.isdir(cwd):
-        problems.append(Problem((*at, "cwd"), f"{cwd} is not a directory; create it or fix the path (relative to the config file)"))
+        problems.append(
+            Problem((*at, "cwd"), f"{cwd} is not a directory; create it or fix the path (relative to the config file)")
+        )
     update["cwd"] = cwd
     for key in ("bootstrap", "env_file"):
         value = getattr(app, key)
