@@ -1,0 +1,331 @@
+"""Readiness and liveness probes (http, tcp, exec) and the pure counter that turns their results into verdicts."""
+
+from __future__ import annotations
+
+import signal
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol
+from urllib.parse import urlsplit
+
+import anyio
+from anyio.abc import ByteReceiveStream, ByteStream
+
+from omnitron.config.interpolate import InterpolationError, interpolate
+from omnitron.config.model import HealthConfig
+
+LOCALHOST: Final = "127.0.0.1"
+# Enough for any sane status line plus headers; the body is never read.
+MAX_HEAD_BYTES: Final = 16 * 1024
+USER_AGENT: Final = "omnitron-probe"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    error: str | None = None  # short reason: "connection refused", "timeout after 2.0s", "HTTP 500", "exit 1"
+
+
+class Probe(Protocol):
+    async def check(self) -> ProbeResult:
+        """One probe attempt, bounded by the probe's own timeout; never raises except on cancellation."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProbeVerdict:
+    healthy: bool | None  # None until the first pass or the first unhealthy verdict
+    changed: bool  # `healthy` differs from the previous verdict
+    should_restart: bool  # liveness: failure_threshold consecutive counted failures
+    last_error: str | None  # the latest failure's reason, None after a pass
+
+
+class ProbeTracker:
+    """Counts consecutive probe results for one process (pure state, no I/O).
+
+    Docker's start-period rule: failures before `start_period` has elapsed since `started_at` are not
+    counted, unless the probe has passed once already. `should_restart` stays true on every failure from
+    the threshold on; the caller restarts the process and makes a fresh tracker for the new one.
+    """
+
+    def __init__(self, health: HealthConfig, started_at: float) -> None:
+        self._threshold = health.failure_threshold
+        self._start_period_s = health.start_period
+        self._started_at = started_at
+        self._failures = 0
+        self._healthy: bool | None = None
+        self._last_error: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<ProbeTracker healthy={self._healthy} failures={self._failures}/{self._threshold}>"
+
+    @property
+    def healthy(self) -> bool | None:
+        return self._healthy
+
+    @property
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    def record(self, result: ProbeResult, now: float) -> ProbeVerdict:
+        previous = self._healthy
+        if result.ok:
+            self._failures = 0
+            self._healthy = True
+            self._last_error = None
+            return ProbeVerdict(True, previous is not True, False, None)
+        self._last_error = result.error or "probe failed"
+        in_start_period = now - self._started_at < self._start_period_s
+        if in_start_period and previous is not True:
+            return ProbeVerdict(previous, False, False, self._last_error)
+        self._failures += 1
+        if self._failures < self._threshold:
+            return ProbeVerdict(previous, False, False, self._last_error)
+        self._healthy = False
+        return ProbeVerdict(False, previous is not False, True, self._last_error)
+
+
+def make_probe(health: HealthConfig, *, port: int | None, instance: int, env: Mapping[str, str], cwd: str) -> Probe:
+    """The probe `health` describes for one instance, with `${PORT}` and `${OMNITRON_INSTANCE}` resolved."""
+    variables = dict(env)
+    variables["OMNITRON_INSTANCE"] = str(instance)
+    if port is not None:
+        variables["PORT"] = str(port)
+    try:
+        if health.http is not None:
+            return HttpProbe(_resolve(health.http, variables), timeout_s=health.timeout)
+        if health.tcp is not None:
+            host, tcp_port = _tcp_target(health.tcp, variables)
+            return TcpProbe(host, tcp_port, timeout_s=health.timeout)
+        assert health.exec is not None
+        argv = [_resolve(arg, variables) for arg in health.exec]
+        return ExecProbe(argv, env=env, cwd=cwd, timeout_s=health.timeout)
+    except ValueError as exc:
+        return BrokenProbe(str(exc))
+
+
+def _resolve(text: str, variables: Mapping[str, str]) -> str:
+    if "${PORT}" in text and "PORT" not in variables:
+        raise ValueError("the probe uses ${PORT} but the app sets no `port`; set `port` or write the port number")
+    try:
+        return interpolate(text, variables)
+    except InterpolationError as exc:
+        raise ValueError(f"probe: {exc}") from None
+
+
+def _tcp_target(target: int | str, variables: Mapping[str, str]) -> tuple[str, int]:
+    """`8000`, `"8000"`, `"${PORT}"`, `"db:5432"` or `"[::1]:80"` -> (host, port); 127.0.0.1 by default."""
+    if isinstance(target, int):
+        return LOCALHOST, target
+    text = _resolve(target, variables).strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = LOCALHOST, text
+    host = host.strip("[]") or LOCALHOST
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError('tcp probe: expected a port or host:port; write e.g. tcp = 8000 or tcp = "db:5432"')
+    return host, int(port_text)
+
+
+class BrokenProbe:
+    """A probe whose configuration cannot work for this instance: every check fails with the reason."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    def __repr__(self) -> str:
+        return f"<BrokenProbe {self._reason!r}>"
+
+    async def check(self) -> ProbeResult:
+        return ProbeResult(False, self._reason)
+
+
+def _timeout_error(timeout_s: float) -> str:
+    return f"timeout after {float(timeout_s)}s"
+
+
+def _connect_error(exc: OSError) -> str:
+    """A short reason for a failed connect; anyio wraps the per-address errors in a generic OSError."""
+    cause: BaseException | None = exc
+    while isinstance(cause, OSError) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if isinstance(cause, BaseExceptionGroup):
+        cause = cause.exceptions[0]
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, OSError) and cause.strerror:
+        return f"connect failed: {cause.strerror.lower()}"
+    return f"connect failed: {cause}"
+
+
+class TcpProbe:
+    """Passes when a TCP connection to host:port succeeds within the timeout."""
+
+    def __init__(self, host: str, port: int, *, timeout_s: float) -> None:
+        self.host = host
+        self.port = port
+        self._timeout_s = timeout_s
+
+    def __repr__(self) -> str:
+        return f"<TcpProbe {self.host}:{self.port}>"
+
+    async def check(self) -> ProbeResult:
+        try:
+            with anyio.fail_after(self._timeout_s):
+                stream = await anyio.connect_tcp(self.host, self.port)
+                await stream.aclose()
+        except TimeoutError:
+            return ProbeResult(False, _timeout_error(self._timeout_s))
+        except OSError as exc:
+            return ProbeResult(False, _connect_error(exc))
+        return ProbeResult(True)
+
+
+class HttpProbe:
+    """A GET over a fresh connection with a minimal HTTP/1.1 client; a 2xx or 3xx status passes.
+
+    https is checked without verifying the certificate, as Kubernetes' httpGet probes do: the probe asks
+    whether the app answers, not whether its certificate is trusted.
+    """
+
+    def __init__(self, url: str, *, timeout_s: float) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("http probe: expected an http:// or https:// URL with a host")
+        try:
+            default_port = 443 if parts.scheme == "https" else 80
+            self.port = parts.port or default_port
+        except ValueError:
+            raise ValueError("http probe: the URL's port is not a number from 1 to 65535") from None
+        self.host = parts.hostname
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._ssl_context = _unverified_context() if parts.scheme == "https" else None
+        host_header = f"[{self.host}]" if ":" in self.host else self.host
+        self._request = (
+            f"GET {self.path} HTTP/1.1\r\nHost: {host_header}:{self.port}\r\nUser-Agent: {USER_AGENT}\r\n"
+            "Accept: */*\r\nConnection: close\r\n\r\n"
+        ).encode("latin-1")
+        self._timeout_s = timeout_s
+
+    def __repr__(self) -> str:
+        return f"<HttpProbe {self.host}:{self.port}>"
+
+    async def check(self) -> ProbeResult:
+        try:
+            with anyio.fail_after(self._timeout_s):
+                return await self._get()
+        except TimeoutError:
+            return ProbeResult(False, _timeout_error(self._timeout_s))
+
+    async def _get(self) -> ProbeResult:
+        try:
+            stream: ByteStream
+            if self._ssl_context is None:
+                stream = await anyio.connect_tcp(self.host, self.port)
+            else:
+                stream = await anyio.connect_tcp(
+                    self.host, self.port, ssl_context=self._ssl_context, tls_standard_compatible=False
+                )
+        except ssl.SSLError as exc:  # before OSError, its base class
+            return ProbeResult(False, f"TLS handshake failed: {exc.reason or exc}")
+        except OSError as exc:
+            return ProbeResult(False, _connect_error(exc))
+        async with stream:
+            try:
+                await stream.send(self._request)
+                status_line = await _read_status_line(stream)
+            except (OSError, anyio.BrokenResourceError, ssl.SSLError) as exc:
+                return ProbeResult(False, f"connection error: {exc.__class__.__name__}")
+        return _status_result(status_line)
+
+
+def _unverified_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def _read_status_line(stream: ByteReceiveStream) -> bytes | None:
+    """The response's first line, or None when the server closed the connection before sending one."""
+    buffer = b""
+    while b"\r\n" not in buffer and b"\n" not in buffer and len(buffer) < MAX_HEAD_BYTES:
+        try:
+            buffer += await stream.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return buffer or None
+    return buffer.splitlines()[0] if buffer else None
+
+
+def _status_result(status_line: bytes | None) -> ProbeResult:
+    if status_line is None:
+        return ProbeResult(False, "connection closed without a response")
+    parts = status_line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        return ProbeResult(False, "not an HTTP response")
+    code = int(parts[1])
+    if 200 <= code < 400:
+        return ProbeResult(True)
+    return ProbeResult(False, f"HTTP {code}")
+
+
+class ExecProbe:
+    """Runs argv with the app's env and cwd in its own session; exit 0 passes.
+
+    The whole process group is SIGKILLed at the timeout, and also once the command exits, so a probe never
+    leaves background processes behind. Its output is read and discarded (a full pipe would block it).
+    """
+
+    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str, timeout_s: float) -> None:
+        self.argv = list(argv)
+        self._env = dict(env)
+        self._cwd = cwd
+        self._timeout_s = timeout_s
+
+    def __repr__(self) -> str:
+        return f"<ExecProbe {self.argv[0]!r}>"
+
+    async def check(self) -> ProbeResult:
+        from omnitron.spawn import spawn
+
+        try:
+            child = spawn(self.argv, env=self._env, cwd=self._cwd)
+        except FileNotFoundError:
+            return ProbeResult(False, f"spawn failed: {self.argv[0]!r} not found")
+        except OSError as exc:
+            return ProbeResult(False, f"spawn failed: {exc.strerror or exc}")
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_discard, child.stdout)
+                tg.start_soon(_discard, child.stderr)
+                with anyio.move_on_after(self._timeout_s):
+                    code = await child.wait_exited()
+                    tg.cancel_scope.cancel()
+                    return ProbeResult(True) if code == 0 else ProbeResult(False, _exit_reason(code))
+                tg.cancel_scope.cancel()
+            return ProbeResult(False, _timeout_error(self._timeout_s))
+        finally:
+            # The leader is still unreaped here, so its PGID cannot have been reused.
+            child.send_signal_to_group(signal.SIGKILL)
+            with anyio.CancelScope(shield=True):
+                await child.wait_exited()
+            child.reap()
+            child.close_pipes()
+
+
+async def _discard(stream: ByteReceiveStream) -> None:
+    try:
+        while await stream.receive():
+            pass
+    except (anyio.EndOfStream, anyio.ClosedResourceError):
+        return
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit {code}"
