@@ -128,9 +128,12 @@ class SecretStore:
             # Temporary files (".NAME.tmp…") and anything else that is not a valid name are not secrets.
             if not NAME_PATTERN.fullmatch(entry.name) or not entry.is_file():
                 continue
-            with open(entry.path, "rb") as handle:
-                head = handle.read(_HEADER_MAX)
-            mtime = datetime.fromtimestamp(entry.stat().st_mtime, tz=UTC)
+            try:
+                with open(entry.path, "rb") as handle:
+                    head = handle.read(_HEADER_MAX)
+                mtime = datetime.fromtimestamp(entry.stat().st_mtime, tz=UTC)
+            except OSError as exc:
+                raise SecretsError(f"cannot read secret {entry.name}: {exc.strerror}", f"check {entry.path}") from None
             infos.append(SecretInfo(entry.name, mtime, head.startswith(FERNET_HEADER)))
         return infos
 

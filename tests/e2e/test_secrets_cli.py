@@ -130,3 +130,14 @@ def test_keygen_prints_a_usable_key(home: Path) -> None:
     key = keygen()
     assert omnitron("secrets", "set", "A", "v", key=key).returncode == 0
     assert omnitron("secrets", "get", "A", key=key).stdout == "v\n"
+
+
+def test_building_the_cli_does_not_import_cryptography_or_dotenv() -> None:
+    """`omnitron status` must not pay for the secrets store's heavy imports."""
+    code = (
+        "import sys, omnitron.cli as cli; cli.build_parser(); "
+        "print(sorted(m for m in ('cryptography', 'dotenv', 'omnitron.secrets') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
