@@ -1,0 +1,184 @@
+"""The control client over a real Unix socket: requests it sends, responses it parses, errors it raises."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import anyio
+import pytest
+
+from omnitron.client import ControlClient, http_get, parse_response, quote
+from omnitron.control import bind_control_socket, build_control_app
+from omnitron.errors import ConfigError, DaemonNotRunning, ExitCode, OmnitronError, UsageError
+from omnitron.http_server import EmbeddedServer
+from omnitron.paths import Home
+from tests.unit.canned_http import Request, json_response, tcp_server, unix_server
+from tests.unit.test_control_app import CannedDaemon
+
+
+@pytest.fixture
+def omni_home(home: Path) -> Home:
+    return Home(home).ensure()
+
+
+def error_document(exit_code: int, problems: list[str] | None = None, kind: str = "OmnitronError") -> dict[str, object]:
+    return {
+        "error": {
+            "cause": "it broke",
+            "fix": "fix it",
+            "exit_code": exit_code,
+            "problems": problems or [],
+            "kind": kind,
+        }
+    }
+
+
+def test_status_sends_get_and_parses_json(omni_home: Home) -> None:
+    document = {"daemon": {"pid": 1}, "apps": []}
+    with unix_server(str(omni_home.socket), lambda r: json_response(200, document)) as server:
+        assert ControlClient(omni_home).status() == document
+        assert ControlClient(omni_home).status("my app") == document
+    assert [(r.method, r.path) for r in server.requests] == [("GET", "/v1/status"), ("GET", "/v1/status?app=my%20app")]
+    assert server.requests[0].headers["connection"] == "close"
+
+
+def test_actions_post_json_bodies(omni_home: Home) -> None:
+    with unix_server(str(omni_home.socket), lambda r: json_response(200, {"app": "api", "instances": []})) as server:
+        client = ControlClient(omni_home)
+        client.act("stop", "api", 1)
+        client.act("start", "api", None)
+        client.scale("api", 4)
+        client.reload("/etc/o.toml")
+        client.reload(None)
+    sent = [(r.method, r.path, r.json()) for r in server.requests]
+    assert sent == [
+        ("POST", "/v1/apps/api/stop", {"instance": 1}),
+        ("POST", "/v1/apps/api/start", {"instance": None}),
+        ("POST", "/v1/apps/api/scale", {"count": 4}),
+        ("POST", "/v1/reload", {"config": "/etc/o.toml"}),
+        ("POST", "/v1/reload", {"config": None}),
+    ]
+    assert all(r.headers["content-type"] == "application/json" for r in server.requests)
+
+
+def test_a_chunked_response_is_decoded(omni_home: Home) -> None:
+    document = {"daemon": {"pid": 1}, "apps": [{"name": "x" * 100}]}
+    with unix_server(str(omni_home.socket), lambda r: json_response(200, document, chunked=True)):
+        assert ControlClient(omni_home).status() == document
+
+
+@pytest.mark.parametrize(
+    ("document", "kind", "code"),
+    [
+        (error_document(2), UsageError, ExitCode.USAGE),
+        (error_document(1), OmnitronError, ExitCode.FAILED),
+        (error_document(3), DaemonNotRunning, ExitCode.NO_DAEMON),
+        (error_document(2, ["apps[0].name: bad"], "ConfigError"), ConfigError, ExitCode.USAGE),
+        (error_document(9), OmnitronError, ExitCode.FAILED),
+        ({"detail": "no error key"}, OmnitronError, ExitCode.FAILED),
+    ],
+)
+def test_error_documents_become_the_same_errors(
+    omni_home: Home, document: dict[str, object], kind: type[OmnitronError], code: ExitCode
+) -> None:
+    with unix_server(str(omni_home.socket), lambda r: json_response(409, document)):
+        with pytest.raises(kind) as caught:
+            ControlClient(omni_home).act("stop", "api", None)
+    assert type(caught.value) is kind
+    assert caught.value.exit_code == code
+    if "error" in document:
+        assert caught.value.one_line() == "it broke (fix it)"
+    if kind is ConfigError:
+        assert isinstance(caught.value, ConfigError) and caught.value.problems == ["apps[0].name: bad"]
+
+
+def test_no_socket_file_means_no_daemon(omni_home: Home) -> None:
+    with pytest.raises(DaemonNotRunning) as caught:
+        ControlClient(omni_home).status()
+    assert caught.value.exit_code == ExitCode.NO_DAEMON
+    assert str(omni_home.root) in caught.value.cause
+    assert "omnitron up" in caught.value.fix
+
+
+def test_a_stale_socket_file_means_no_daemon(omni_home: Home) -> None:
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(omni_home.socket))
+    stale.close()
+    with pytest.raises(DaemonNotRunning):
+        ControlClient(omni_home).ping()
+
+
+def test_a_connection_closed_without_an_answer_is_exit_1(omni_home: Home) -> None:
+    with unix_server(str(omni_home.socket), lambda r: None):
+        with pytest.raises(OmnitronError, match="closed the connection") as caught:
+            ControlClient(omni_home).status()
+    assert caught.value.exit_code == ExitCode.FAILED
+
+
+def test_a_body_that_is_not_json_is_explained(omni_home: Home) -> None:
+    raw = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+    with unix_server(str(omni_home.socket), lambda r: raw):
+        with pytest.raises(OmnitronError, match="not JSON"):
+            ControlClient(omni_home).status()
+
+
+def test_a_daemon_that_never_answers_times_out(omni_home: Home) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(omni_home.socket))
+    listener.listen(1)  # accepts (in the kernel's backlog) but never reads or answers
+    try:
+        with pytest.raises(OmnitronError, match="did not answer"):
+            ControlClient(omni_home).request("GET", "/v1/status", timeout=0.2)
+    finally:
+        listener.close()
+
+
+def test_parse_response_reads_status_reason_and_headers() -> None:
+    response = parse_response(b"HTTP/1.1 503 Service Unavailable\r\nX-A: b\r\ncontent-length: 2\r\n\r\nno")
+    assert (response.status, response.reason, response.headers["x-a"], response.body) == (
+        503,
+        "Service Unavailable",
+        "b",
+        b"no",
+    )
+    with pytest.raises(ValueError):
+        parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort")
+
+
+def test_quote_escapes_everything_but_unreserved() -> None:
+    assert quote("api-1_x.y~") == "api-1_x.y~"
+    assert quote("a b/c?d&é") == "a%20b%2Fc%3Fd%26%C3%A9"
+
+
+def test_http_get_over_tcp() -> None:
+    def responder(request: Request) -> bytes:
+        return json_response(200 if request.path == "/healthz" else 503, {"path": request.path})
+
+    with tcp_server(responder) as (server, port):
+        assert http_get("127.0.0.1", port, "/healthz", timeout=5).status == 200
+        assert http_get("127.0.0.1", port, "/readyz", timeout=5).status == 503
+    assert server.requests[0].headers["host"] == f"127.0.0.1:{port}"
+
+
+@pytest.mark.anyio
+async def test_round_trip_through_the_real_control_server(omni_home: Home) -> None:
+    """The client against build_control_app served by uvicorn on the socket bind_control_socket made."""
+    daemon = CannedDaemon()
+    server = EmbeddedServer(build_control_app(daemon), bind_control_socket(omni_home.socket))
+    client = ControlClient(omni_home)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        try:
+            with anyio.fail_after(10):
+                assert (await anyio.to_thread.run_sync(client.ping))["ok"] is True
+                status = await anyio.to_thread.run_sync(client.status)
+                assert status == daemon.snapshot().status_json()
+                view = await anyio.to_thread.run_sync(client.act, "stop", "api", 1)
+                assert [i["state"] for i in view["instances"]] == ["running", "stopped"]
+                with pytest.raises(UsageError, match="unknown app 'nope'"):
+                    await anyio.to_thread.run_sync(client.status, "nope")
+                await anyio.to_thread.run_sync(client.shutdown)
+                assert daemon.shutdown_requested
+        finally:
+            server.stop()

@@ -1,0 +1,124 @@
+"""The status table: 80 columns, human units, colour only when asked, a clear line for an empty ecosystem."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from omnitron.statusview import WIDTH, human_bytes, human_duration, render_status, row, summary, table
+
+
+def entry(name: str = "api", instance: int = 0, **changes: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "name": name,
+        "instance": instance,
+        "pid": 4194304,  # the largest Linux PID: the widest pid cell
+        "state": "completed",  # the longest state name
+        "restarts": 12345,
+        "uptime_s": 99 * 86400.0,
+        "exit_code": None,
+        "healthy": False,
+        "cpu_percent": 199.94,
+        "memory_rss": 1023 * 1024**3,
+    }
+    return base | changes
+
+
+def daemon(**changes: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "pid": 41,
+        "version": "0.1.0",
+        "home": "/h",
+        "started_at": "2026-11-26T09:00:00Z",
+        "uptime_s": 12.5,
+        "ready": False,
+        "config": "/app/omnitron.toml",
+    }
+    return base | changes
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (5.9, "5s"), (59, "59s"), (60, "1m"), (199, "3m"), (3600, "1h"), (7300, "2h"), (4 * 86400 + 5, "4d")],
+)
+def test_human_duration(seconds: float, text: str) -> None:
+    assert human_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0B"), (512, "512B"), (1536, "1.5K"), (31457280, "30M"), (32 * 1024**2 + 1, "32M"), (2 * 1024**3, "2.0G")],
+)
+def test_human_bytes(size: int, text: str) -> None:
+    assert human_bytes(size) == text
+
+
+def test_worst_case_rows_fit_80_columns_and_long_names_are_cut() -> None:
+    lines = table([entry("a-very-long-application-name-that-never-fits", 10), entry("api", 0)])
+    assert max(len(line) for line in lines) <= WIDTH
+    assert lines[1].startswith("a-very-long")
+    assert "…" in lines[1].split()[0]
+    assert lines[2].split()[0] == "api"
+
+
+def test_cells_are_human() -> None:
+    cells = row(entry(pid=57, state="running", restarts=2, uptime_s=190.0, cpu_percent=0.44, memory_rss=31457280))
+    assert cells == {
+        "app": "api",
+        "inst": "0",
+        "pid": "57",
+        "state": "running",
+        "uptime": "3m",
+        "restarts": "2",
+        "cpu%": "0.4",
+        "mem": "30M",
+        "health": "fail",
+    }
+
+
+def test_a_dead_instance_shows_dashes_not_zeros() -> None:
+    cells = row(entry(pid=None, state="fatal", uptime_s=0.0, cpu_percent=0.0, memory_rss=0, healthy=None))
+    assert [cells[c] for c in ("pid", "uptime", "cpu%", "mem", "health")] == ["-"] * 5
+    assert cells["state"] == "fatal"
+
+
+def test_health_values() -> None:
+    assert [row(entry(healthy=h))["health"] for h in (True, False, None)] == ["ok", "fail", "-"]
+
+
+def test_colour_only_on_request_and_width_unchanged() -> None:
+    entries = [entry(state="running", pid=1), entry(state="fatal", instance=1, pid=None)]
+    plain = table(entries)
+    coloured = table(entries, colour=True)
+    assert all("\033[" not in line for line in plain)
+    assert "\033[32mrunning\033[0m" in coloured[1]
+    assert "\033[31;1mfatal\033[0m" in coloured[2]
+    assert "\033" not in coloured[0]  # the header stays plain
+    strip = re.compile(r"\033\[[0-9;]*m")
+    assert [strip.sub("", line) for line in coloured] == plain
+
+
+def test_restarts_glyph_falls_back() -> None:
+    assert table([entry()], restarts_glyph="rst")[0].split()[5] == "rst"
+    assert table([entry()])[0].split()[5] == "↺"
+
+
+def test_empty_ecosystem_says_so() -> None:
+    text = render_status({"daemon": daemon(), "apps": []})
+    assert text.splitlines()[1].startswith("no app instances")
+
+
+def test_summary_fits_and_keeps_the_end_of_a_long_config_path() -> None:
+    long_path = "/srv/" + "deep/" * 30 + "omnitron.toml"
+    line = summary(daemon(config=long_path, uptime_s=7300.0, ready=True))
+    assert len(line) <= WIDTH
+    assert line.startswith("omnitron 0.1.0  pid 41  up 2h  ready  …")
+    assert line.endswith("/omnitron.toml")
+    assert summary(daemon(config=None)).endswith("not ready")
+
+
+def test_render_status_is_summary_header_and_one_line_per_instance() -> None:
+    text = render_status({"daemon": daemon(), "apps": [entry(), entry(instance=1)]})
+    assert text.endswith("\n")
+    assert len(text.splitlines()) == 4
