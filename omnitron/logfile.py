@@ -14,6 +14,7 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from stat import S_IMODE, S_ISREG
 from typing import NamedTuple
 
 FILE_MODE = 0o600
@@ -132,8 +133,11 @@ class RotatingLogFile:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
             try:
-                os.fchmod(fd, FILE_MODE)
-                self._size = os.fstat(fd).st_size
+                stat = os.fstat(fd)
+                # Only regular files: never chmod a device someone pointed the log at (/dev/null).
+                if S_ISREG(stat.st_mode) and S_IMODE(stat.st_mode) != FILE_MODE:
+                    os.fchmod(fd, FILE_MODE)
+                self._size = stat.st_size
             except OSError:
                 os.close(fd)
                 raise

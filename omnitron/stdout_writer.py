@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
 DropNotice = Callable[[int], bytes]
+# Under a reader that keeps up only partly, report drops at most this often unless the buffer empties.
+REPORT_INTERVAL_S = 5.0
 
 
 def default_drop_notice(count: int) -> bytes:
@@ -19,7 +22,8 @@ class StdoutWriter:
     """Writes byte chunks to `fd` from a background thread; `write` only ever appends to a bounded buffer.
 
     When the buffer would exceed `max_buffered_bytes` the chunk is dropped and its lines counted; once the
-    writer has caught up (the buffer is at most half full) it writes one notice line with the count.
+    writer has caught up (the buffer is empty, or at most half full and the last notice is 5 s old) it writes
+    one notice line with the count since the previous notice.
     A reader that is gone for good (EPIPE, EBADF) turns every later write into a counted drop.
     """
 
@@ -30,6 +34,7 @@ class StdoutWriter:
         self._buffered = 0  # queued plus in flight, so memory stays bounded while a write blocks
         self._dropped = 0
         self._unreported = 0
+        self._reported_at = 0.0
         self._is_broken = False
         self._is_closing = False
         self._is_abandoned = False
@@ -102,7 +107,13 @@ class StdoutWriter:
             self._write_batch(batch)
             with self._cond:
                 self._buffered -= len(batch)
-                should_report = self._unreported > 0 and self._buffered <= self._max_buffered // 2
+                should_report = self._unreported > 0 and (
+                    self._buffered == 0
+                    or (
+                        self._buffered <= self._max_buffered // 2
+                        and time.monotonic() - self._reported_at >= REPORT_INTERVAL_S
+                    )
+                )
             if should_report:
                 self._report_drops()
         if self._unreported:
@@ -111,6 +122,7 @@ class StdoutWriter:
     def _report_drops(self) -> None:
         with self._cond:
             count, self._unreported = self._unreported, 0
+            self._reported_at = time.monotonic()
         if not self._is_broken:
             self._write_batch(self._drop_notice(count))
 
