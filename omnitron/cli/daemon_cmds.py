@@ -1,0 +1,110 @@
+"""`omnitron up [--foreground]` and `omnitron down`: starting and stopping the daemon itself."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from omnitron.errors import DaemonNotRunning, ExitCode, OmnitronError
+
+_UP_TIMEOUT_S = 30.0
+_POLL_S = 0.02
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    if args.foreground:
+        from omnitron.daemon import run_foreground
+
+        return run_foreground(args.config)
+    return _up_detached(args.config)
+
+
+def _up_detached(config: str | None) -> int:
+    """Validate, start `up --foreground` in its own session, return once its control socket answers."""
+    from omnitron.client import ControlClient
+    from omnitron.config.load import load_config
+    from omnitron.paths import Home
+    from omnitron.pidlock import is_locked, read_pid
+
+    loaded = load_config(config)  # a bad config is exit 2 here, before anything is started
+    home = Home.from_env().ensure()
+    if is_locked(home.pidfile):
+        raise OmnitronError(
+            f"an omnitron daemon (PID {read_pid(home.pidfile)}) is already running for home {home.root}",
+            "use `omnitron status`, or `omnitron down` first",
+        )
+    log_path = home.daemon_log
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    start_offset = os.lseek(log_fd, 0, os.SEEK_END)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "omnitron", "up", "--foreground", "-c", str(loaded.path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            start_new_session=True,
+            cwd="/",
+        )
+    finally:
+        os.close(log_fd)
+    client = ControlClient(home)
+    deadline = time.monotonic() + _UP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            reason = _last_error_line(log_path, start_offset)
+            raise OmnitronError(f"the daemon exited with code {proc.returncode}: {reason}", f"see {log_path}")
+        try:
+            client.request("GET", "/v1/ping", timeout=1.0)
+        except DaemonNotRunning:
+            time.sleep(_POLL_S)
+            continue
+        print(f"omnitron daemon started (PID {proc.pid}, home {home.root}, log {log_path})")
+        return ExitCode.OK
+    raise OmnitronError(f"the daemon did not answer within {_UP_TIMEOUT_S:g}s", f"see {log_path}")
+
+
+def _last_error_line(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            lines = [line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no output"
+    for line in reversed(lines):
+        if line.startswith("omnitron: "):
+            return line.removeprefix("omnitron: ")
+    return lines[-1] if lines else "no output"
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from omnitron.client import ControlClient
+    from omnitron.paths import Home
+    from omnitron.pidlock import is_locked, read_pid
+
+    home = Home.from_env()
+    pid = read_pid(home.pidfile)
+    ControlClient(home).request("POST", "/v1/shutdown", timeout=5.0)
+    deadline = time.monotonic() + args.timeout
+    while is_locked(home.pidfile):
+        if time.monotonic() >= deadline:
+            raise OmnitronError(
+                f"the daemon (PID {pid}) is still shutting down after {args.timeout:g}s",
+                "wait, or run `omnitron down` again",
+            )
+        time.sleep(_POLL_S)
+    print(f"omnitron daemon stopped (PID {pid})")
+    return ExitCode.OK
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = subparsers.add_parser("up", help="start the daemon (detached, or in this process with --foreground)")
+    up.add_argument("--foreground", action="store_true", help="run in this process; logs go to stdout")
+    up.add_argument("-c", "--config", metavar="FILE", help="ecosystem config (default: see `omnitron check`)")
+    up.set_defaults(handler=cmd_up)
+    down = subparsers.add_parser("down", help="shut the daemon down gracefully; returns when it is gone")
+    down.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (default 300)")
+    down.set_defaults(handler=cmd_down)

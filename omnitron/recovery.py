@@ -1,0 +1,70 @@
+"""After an unclean death: stop the app processes a previous daemon recorded, and nothing else."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import anyio
+import psutil
+import structlog
+
+log = structlog.get_logger()
+_START_TIME_TOLERANCE_S = 0.05
+_POLL_S = 0.05
+
+
+def recorded_survivors(state: dict[str, Any]) -> list[tuple[dict[str, Any], psutil.Process]]:
+    """Recorded instances still alive with the same PID *and* start time: only those are ours."""
+    found = []
+    for entry in state.get("apps", []):
+        pid, start_time = entry.get("pid"), entry.get("start_time")
+        if not isinstance(pid, int) or not isinstance(start_time, int | float) or pid <= 1 or pid == os.getpid():
+            continue
+        try:
+            proc = psutil.Process(pid)
+            if abs(proc.create_time() - start_time) > _START_TIME_TOLERANCE_S or os.getpgid(pid) != pid:
+                continue
+        except (psutil.NoSuchProcess, ProcessLookupError):
+            continue
+        found.append((entry, proc))
+    return found
+
+
+async def _stop_survivor(entry: dict[str, Any], proc: psutil.Process, kill_timeout_s: float) -> None:
+    pgid = proc.pid  # instances lead their own session, so the group id is the recorded PID
+    log.warning("survivor_stopping", app=entry.get("app"), instance=entry.get("instance"), pid=proc.pid)
+    _signal_group(pgid, signal.SIGTERM)
+    with anyio.move_on_after(kill_timeout_s):
+        while _group_alive(pgid):
+            await anyio.sleep(_POLL_S)
+        return
+    _signal_group(pgid, signal.SIGKILL)
+    with anyio.move_on_after(5):
+        while _group_alive(pgid):
+            await anyio.sleep(_POLL_S)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    from omnitron.procgroup import group_members
+
+    return bool(group_members(pgid))
+
+
+async def stop_survivors(state: dict[str, Any] | None, kill_timeouts: dict[str, float]) -> int:
+    """Stop every recorded survivor's process group (concurrently); return how many there were."""
+    if not state:
+        return 0
+    survivors = recorded_survivors(state)
+    async with anyio.create_task_group() as tg:
+        for entry, proc in survivors:
+            tg.start_soon(_stop_survivor, entry, proc, kill_timeouts.get(str(entry.get("app")), 10.0))
+    return len(survivors)

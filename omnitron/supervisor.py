@@ -1,0 +1,258 @@
+"""The Supervisor: every Instance of every app, started in dependency order, scaled, reloaded and stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup
+
+from omnitron.config.model import AppConfig, Ecosystem
+from omnitron.control_api import ReloadReport
+from omnitron.errors import OmnitronError, UsageError
+from omnitron.instance import Instance, InstanceServices
+from omnitron.states import RESTING_STATES, AppState
+
+log = structlog.get_logger()
+S = AppState
+_ACTION_SLACK_S = 30.0  # on top of the app's own timeouts before an operator's request reports failure
+
+
+def dependency_layers(apps: Iterable[AppConfig]) -> list[list[str]]:
+    """Apps grouped so each layer depends only on earlier ones (the config loader rejects cycles)."""
+    pending = {a.name: set(a.depends_on) for a in apps}
+    known = set(pending)
+    layers: list[list[str]] = []
+    done: set[str] = set()
+    while pending:
+        layer = sorted(n for n, deps in pending.items() if (deps & known) <= done)
+        if not layer:  # a cycle slipped through: start the rest together rather than hang
+            layer = sorted(pending)
+        layers.append(layer)
+        done.update(layer)
+        for name in layer:
+            del pending[name]
+    return layers
+
+
+class Supervisor:
+    def __init__(self, ecosystem: Ecosystem, services: InstanceServices, tg: TaskGroup) -> None:
+        self.ecosystem = ecosystem
+        self._services = InstanceServices(
+            open_output=services.open_output,
+            build_env=services.build_env,
+            history=services.history,
+            on_change=self._on_change,
+            run_probe=services.run_probe,
+        )
+        self._notify_outside = services.on_change
+        self._tg = tg
+        self.instances: dict[str, list[Instance]] = {}
+        self.waiting_for: dict[str, str] = {}  # app -> why it has not been started yet
+        self._changed = anyio.Event()
+
+    # --- bookkeeping ------------------------------------------------------------------------------------
+
+    def _on_change(self, instance: Instance) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+        self._notify_outside(instance)
+
+    async def _wait_until(self, predicate: Callable[[], bool], timeout_s: float, describe: Callable[[], str]) -> None:
+        with anyio.move_on_after(timeout_s):
+            while not predicate():
+                await self._changed.wait()
+            return
+        raise OmnitronError(f"timed out after {timeout_s:g}s: {describe()}", "see `omnitron status` and `omnitron logs`")
+
+    def all_instances(self) -> list[Instance]:
+        return [i for group in self.instances.values() for i in group]
+
+    def app_config(self, name: str) -> AppConfig:
+        app = self.ecosystem.app(name)
+        if app is None:
+            names = ", ".join(a.name for a in self.ecosystem.apps) or "none"
+            raise UsageError(f"unknown app {name!r}", f"apps in this ecosystem: {names}")
+        return app
+
+    def select(self, name: str, index: int | None) -> list[Instance]:
+        self.app_config(name)
+        group = self.instances.get(name, [])
+        if index is None:
+            return list(group)
+        if not 0 <= index < len(group):
+            raise UsageError(f"{name} has no instance {index}", f"it has instances 0..{len(group) - 1}")
+        return [group[index]]
+
+    async def _add_instance(self, app: AppConfig, index: int) -> Instance:
+        instance = Instance(app, index, self._services)
+        self.instances.setdefault(app.name, []).append(instance)
+        await self._tg.start(instance.run)
+        return instance
+
+    # --- dependency conditions ------------------------------------------------------------------------
+
+    def condition_met(self, dep: str, condition: str) -> bool:
+        group = self.instances.get(dep, [])
+        if condition == "completed":
+            return all(i.state is S.COMPLETED for i in group)
+        if condition == "healthy":
+            return all(i.state is S.RUNNING and i.healthy is not False and
+                       (i.healthy or i.app.health is None) for i in group)
+        return all(i.state in (S.STARTING, S.RUNNING, S.COMPLETED) for i in group)
+
+    def _unmet(self, app: AppConfig) -> list[str]:
+        unmet = []
+        for dep, condition in app.depends_on.items():
+            if not self.condition_met(dep, condition):
+                states = ",".join(sorted({str(i.state) for i in self.instances.get(dep, [])})) or "absent"
+                unmet.append(f"{dep} ({condition}; now {states})")
+        return unmet
+
+    async def _start_when_ready(self, app: AppConfig) -> None:
+        """Start the app's instances once every dependency condition holds; say what it waits for meanwhile."""
+        while unmet := self._unmet(app):
+            self.waiting_for[app.name] = "waiting for " + ", ".join(unmet)
+            await self._changed.wait()
+        self.waiting_for.pop(app.name, None)
+        for instance in self.instances.get(app.name, []):
+            instance.request_start()
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+
+    async def start_all(self) -> None:
+        for app in self.ecosystem.apps:
+            for index in range(app.instances):
+                await self._add_instance(app, index)
+        for app in self.ecosystem.apps:
+            if app.autostart:
+                self._tg.start_soon(self._start_when_ready, app)
+
+    async def shutdown(self, timeout_s: float) -> bool:
+        """Stop every app in reverse dependency order; True when all stopped without SIGKILL past the bound."""
+        clean = True
+        with anyio.move_on_after(timeout_s) as scope:
+            for layer in reversed(dependency_layers(self.ecosystem.apps)):
+                group = [i for name in layer for i in self.instances.get(name, [])]
+                for instance in group:
+                    instance.request_stop("shutdown")
+                await self._wait_until(lambda g=group: all(i.state in RESTING_STATES for i in g),  # type: ignore[misc]
+                                       timeout_s, lambda: "shutdown")
+        if scope.cancelled_caught:
+            clean = False
+            self.kill_all()
+            with anyio.move_on_after(5):
+                while not all(i.state in RESTING_STATES for i in self.all_instances()):
+                    await self._changed.wait()
+        for instance in self.all_instances():
+            instance.retire()
+        return clean and not any(i.was_killed for i in self.all_instances())
+
+    def kill_all(self) -> None:
+        for instance in self.all_instances():
+            instance.kill_now()
+
+    # --- operator actions -----------------------------------------------------------------------------
+
+    def _timeout_for(self, app: AppConfig) -> float:
+        probe = app.health.start_period + app.health.interval * app.health.failure_threshold if app.health else 0.0
+        return app.kill_timeout + app.min_uptime + probe + _ACTION_SLACK_S
+
+    async def start(self, name: str, index: int | None) -> None:
+        targets = self.select(name, index)
+        self.waiting_for.pop(name, None)
+        for instance in targets:
+            instance.request_start()
+        await self._wait_started(targets)
+
+    async def _wait_started(self, targets: list[Instance]) -> None:
+        if not targets:
+            return
+
+        def settled(i: Instance) -> bool:
+            ready = i.state is S.RUNNING and (i.app.health is None or i.healthy is True)
+            return (ready or i.state in (S.COMPLETED, S.FATAL)) and not i.is_start_pending
+
+        await self._wait_until(lambda: all(settled(i) for i in targets), self._timeout_for(targets[0].app),
+                               lambda: describe(targets))
+        failed = [i for i in targets if i.state is S.FATAL]
+        if failed:
+            raise OmnitronError(f"{describe(failed)}", "see `omnitron logs " + failed[0].app.name + "`")
+
+    async def stop(self, name: str, index: int | None) -> None:
+        targets = self.select(name, index)
+        for instance in targets:
+            instance.request_stop("operator")
+        await self._wait_until(lambda: all(i.state in RESTING_STATES for i in targets),
+                               self._timeout_for(self.app_config(name)), lambda: describe(targets))
+
+    async def restart(self, name: str, index: int | None) -> None:
+        targets = self.select(name, index)
+        for instance in targets:
+            await self._restart_one(instance, "operator")
+
+    async def _restart_one(self, instance: Instance, reason: str, app: AppConfig | None = None) -> None:
+        before = instance.started_at
+        if app is not None:
+            instance.reconfigure(app)
+        instance.request_restart(reason)
+        await self._wait_until(lambda: instance.started_at != before or instance.state is S.FATAL,
+                               self._timeout_for(instance.app), lambda: describe([instance]))
+        await self._wait_started([instance])
+
+    async def scale(self, name: str, count: int) -> None:
+        app = self.app_config(name)
+        if count < 0:
+            raise UsageError(f"cannot scale {name} to {count}", "give a count of 0 or more")
+        group = self.instances.setdefault(name, [])
+        added = [await self._add_instance(app, index) for index in range(len(group), count)]
+        removed = group[count:]
+        for instance in removed:
+            instance.retire()
+        for instance in added:
+            instance.request_start()
+        await self._wait_until(lambda: all(i.state in RESTING_STATES for i in removed),
+                               self._timeout_for(app), lambda: describe(removed))
+        del group[count:]
+        self.ecosystem = self.ecosystem.model_copy(
+            update={"apps": [a.model_copy(update={"instances": count}) if a.name == name else a
+                             for a in self.ecosystem.apps]})
+        self._changed.set()
+        await self._wait_started(added)
+
+    async def reload(self, new: Ecosystem, config_path: str) -> ReloadReport:
+        """Apply only the difference: added apps start, removed stop, changed roll one instance at a time."""
+        old = {a.name: a for a in self.ecosystem.apps}
+        fresh = {a.name: a for a in new.apps}
+        added = [n for n in fresh if n not in old]
+        removed = [n for n in old if n not in fresh]
+        changed = [n for n in fresh if n in old and _without_count(fresh[n]) != _without_count(old[n])]
+        unchanged = [n for n in fresh if n in old and n not in changed]
+        log.info("reload_started", added=added, removed=removed, changed=changed)
+        for layer in reversed(dependency_layers([old[n] for n in removed])):
+            for name in layer:
+                await self.scale(name, 0)
+                self.instances.pop(name, None)
+        self.ecosystem = new.model_copy(update={"apps": [fresh[n] if n in fresh else old[n] for n in fresh]})
+        for name in changed:
+            for instance in list(self.instances.get(name, [])):
+                await self._restart_one(instance, "reload", fresh[name])
+        for name in changed + unchanged:
+            if len(self.instances.get(name, [])) != fresh[name].instances:
+                await self.scale(name, fresh[name].instances)
+        for name in added:
+            for index in range(fresh[name].instances):
+                await self._add_instance(fresh[name], index)
+            if fresh[name].autostart:
+                self._tg.start_soon(self._start_when_ready, fresh[name])
+        log.info("reload_finished", added=added, removed=removed, changed=changed)
+        return ReloadReport(config_path, added, removed, changed, unchanged)
+
+
+def _without_count(app: AppConfig) -> AppConfig:
+    return app.model_copy(update={"instances": 0})
+
+
+def describe(instances: list[Instance]) -> str:
+    return "; ".join(f"{i.key} is {i.state} ({i.reason})" for i in instances)
