@@ -78,8 +78,8 @@ def format_duration(seconds: float) -> str:
 
 def format_size(size: int) -> str:
     """The shortest exact spelling of a size: 10485760 -> "10MiB", 512000000 -> "512MB"."""
-    units = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
-    units += (("TB", 1000**4), ("GB", 1000**3), ("MB", 1000**2), ("KB", 1000))
+    units = [("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)]
+    units += [("TB", 1000**4), ("GB", 1000**3), ("MB", 1000**2), ("KB", 1000)]
     spellings = [f"{size // factor}{unit}" for unit, factor in units if size and size % factor == 0]
     return min(spellings, key=len, default=str(size))
 

@@ -1,0 +1,88 @@
+"""`omnitron check` as a user runs it: a real subprocess, its exit code, stdout and stderr."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def check(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OMNITRON_")}
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "omnitron", "check", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=cwd,
+        env=environ,
+    )
+
+
+@pytest.mark.parametrize("ext", ["toml", "json", "py"])
+def test_valid_config_prints_ok_with_counts(ext: str) -> None:
+    path = CONFIGS / f"issue_2_full.{ext}"
+    result = check("-c", str(path))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"{path}: OK (3 apps, 4 instances)\n"
+
+
+def test_invalid_config_lists_every_problem_and_exits_2() -> None:
+    path = CONFIGS / "issue_2_invalid.toml"
+    result = check("-c", str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    first, *rest = result.stderr.splitlines()
+    assert first.startswith(f"omnitron: {path}: 6 problems (")
+    locations = [line.strip().removeprefix(f"{path}: ").split(":")[0] for line in rest]
+    assert locations == [
+        "daemon.log_level",
+        "apps[0].restart",
+        "apps[0].kill_timeout",
+        "apps[1].depends_on",
+        "apps[3].colour",
+        "infra.migrate[0]",
+    ]
+    assert "dependency cycle db -> cache -> db" in result.stderr
+
+
+def test_config_from_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "omnitron.toml").write_text('[[apps]]\nname = "one"\ncommand = "true"\n')
+    result = check(cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, f"{tmp_path / 'omnitron.toml'}: OK (1 app, 1 instance)\n")
+
+
+def test_config_from_environment_variable(tmp_path: Path) -> None:
+    path = tmp_path / "eco.json"
+    path.write_text('{"apps": [{"name": "w", "command": "true", "instances": 0}]}')
+    result = check(cwd=tmp_path, env={"OMNITRON_CONFIG": str(path)})
+    assert (result.returncode, result.stdout) == (0, f"{path}: OK (1 app, 0 instances)\n")
+
+
+def test_missing_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = check(cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert "no config file found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_environment_override_error_names_the_variable() -> None:
+    result = check("-c", str(CONFIGS / "issue_2_full.toml"), env={"OMNITRON_HEALTH_PORT": "abc"})
+    assert result.returncode == 2
+    assert "daemon.health_port (from environment variable OMNITRON_HEALTH_PORT)" in result.stderr
+
+
+def test_python_config_that_raises_gives_one_line_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "eco.py"
+    path.write_text("import os\nPORT = int(os.environ['NO_SUCH_VARIABLE'])\n")
+    result = check("-c", str(path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[1].strip() == f"{path}:2: KeyError: 'NO_SUCH_VARIABLE'"
