@@ -20,7 +20,13 @@ if TYPE_CHECKING:
 
     from omnitron.client import ControlClient
 
+ACTIONS = ("start", "stop", "restart")
 _PAST_TENSE = {"start": "started", "stop": "stopped", "restart": "restarted"}
+_DESCRIPTIONS = {
+    "start": "Start the app's stopped, completed or fatal instances; returns once they run.",
+    "stop": "Send stop_signal to each instance's process group (SIGKILL after kill_timeout); returns once stopped.",
+    "restart": "Stop, then start again, one instance at a time; returns once they run.",
+}
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
@@ -178,9 +184,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status.add_argument("--json", action="store_true", help="print the JSON document instead of a table")
     status.set_defaults(handler=cmd_status)
 
-    for action, text in (("start", "start"), ("stop", "stop gracefully"), ("restart", "restart")):
-        parser = subparsers.add_parser(action, help=f"{text} every instance of APP, or only instance N of APP:N")
-        parser.add_argument("target", metavar="APP[:N]")
+    for action in ACTIONS:
+        parser = subparsers.add_parser(
+            action,
+            help=f"{action} every instance of APP, or only instance N of APP:N",
+            description=_DESCRIPTIONS[action] + " Exit 1 with the reason if that cannot be done within its timeouts.",
+        )
+        parser.add_argument("target", metavar="APP[:N]", help="an app, or one instance of it (e.g. api:1)")
         parser.set_defaults(handler=cmd_action, action=action)
 
     scale = subparsers.add_parser("scale", help="set the number of instances of APP")
