@@ -1,0 +1,29 @@
+"""Demo API: a small Starlette app serving /health and / on $PORT (one process per instance)."""
+
+from __future__ import annotations
+
+import os
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+INSTANCE = os.environ.get("OMNITRON_INSTANCE", "0")
+
+
+async def health(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok", "instance": INSTANCE})
+
+
+async def hello(request: Request) -> JSONResponse:
+    return JSONResponse({"hello": "from omnitron", "instance": INSTANCE, "pid": os.getpid()})
+
+
+app = Starlette(routes=[Route("/health", health), Route("/", hello)])
+
+if __name__ == "__main__":
+    port = int(os.environ.get("PORT", "3001"))
+    print(f"api instance {INSTANCE} listening on 127.0.0.1:{port}", flush=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
