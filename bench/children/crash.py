@@ -1,0 +1,10 @@
+"""Bench child: announces itself in READY_DIR (so starts can be counted), then exits 1 at once."""
+
+from __future__ import annotations
+
+import sys
+
+from _ready import announce
+
+announce(sys.argv[1])
+sys.exit(1)

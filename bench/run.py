@@ -1,0 +1,118 @@
+"""Run the benchmark: every scenario on omnitron, the raw limit and the installed peers; write bench/results/.
+
+usage: python bench/run.py [--quick | --n-small] [--only SCENARIO,...] [--supervisors NAME,...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+try:
+    import psutil  # noqa: F401
+except ImportError:
+    # Run with a Python that lacks psutil (say, the system one): use the project's venv, which has it.
+    venv_python = ROOT / ".venv" / "bin" / "python"
+    if venv_python.exists() and Path(sys.executable) != venv_python:
+        os.execv(venv_python, [str(venv_python), *sys.argv])
+    sys.exit("bench/run.py: psutil is missing; run it with the project's venv (.venv/bin/python bench/run.py)")
+
+sys.path.insert(0, str(ROOT))
+
+import argparse  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+from bench.adapters import Peer, all_peers  # noqa: E402
+from bench.harness import BENCH, Tracker  # noqa: E402
+from bench.report import ORDER, Results, to_json, to_markdown  # noqa: E402
+from bench.scenarios import Settings, lifecycle, load, restarts  # noqa: E402
+
+Step = Callable[[Peer, Settings, Results, Tracker], None]
+STEPS: dict[str, Step] = {
+    "restart": restarts.run_restart,
+    "logs": load.run_logs,
+    "crash_loop": restarts.run_crash_loop,
+    "probe": load.run_probe,
+}
+LIFECYCLE = {"cold_start", "idle", "status", "shutdown"}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="omnitron benchmarks (see bench/README.md)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes and short windows (under 2 minutes)")
+    size.add_argument("--n-small", action="store_true", help="tiny sizes, one run each: a smoke test of the harness")
+    parser.add_argument("--only", default=",".join(ORDER), help=f"comma-separated scenarios from {','.join(ORDER)}")
+    parser.add_argument("--supervisors", default="", help="comma-separated names (default: all that can run here)")
+    parser.add_argument("--out", type=Path, default=BENCH / "results", help="where latest.md and latest.json go")
+    parser.add_argument("--no-setup", action="store_true", help="do not run bench/setup.sh for missing peers")
+    return parser.parse_args()
+
+
+def choose(args: argparse.Namespace, results: Results) -> list[Peer]:
+    peers = all_peers()
+    names = [n for n in args.supervisors.split(",") if n] or list(peers)
+    unknown = [n for n in names if n not in peers]
+    if unknown:
+        sys.exit(f"bench/run.py: unknown supervisor {', '.join(unknown)}; choose from {', '.join(peers)}")
+    if "raw" not in names:
+        names.insert(0, "raw")  # every ratio needs the raw limit measured in the same run
+    chosen: list[Peer] = []
+    for name in names:
+        peer = peers[name]
+        why = peer.unavailable()
+        if why is not None:
+            results.unavailable[name] = why
+            continue
+        results.versions[name] = peer.version()
+        chosen.append(peer)
+    return chosen
+
+
+def ensure_peers(args: argparse.Namespace) -> None:
+    wanted = {n for n in args.supervisors.split(",") if n} or {"supervisord", "circus", "honcho", "pm2"}
+    missing_py = wanted & {"supervisord", "circus", "honcho"} and not (BENCH / ".venv" / "bin" / "python").exists()
+    missing_js = "pm2" in wanted and not (BENCH / "node_modules" / ".bin" / "pm2-runtime").exists()
+    if (missing_py or missing_js) and not args.no_setup:
+        print("bench: installing peers with bench/setup.sh", file=sys.stderr)  # noqa: T201
+        subprocess.run(["bash", str(BENCH / "setup.sh")], check=False)
+
+
+def main() -> int:
+    args = parse_args()
+    only = {s for s in args.only.split(",") if s}
+    if only - set(ORDER):
+        sys.exit(f"bench/run.py: unknown scenario {', '.join(sorted(only - set(ORDER)))}; choose from {','.join(ORDER)}")
+    settings = Settings.tiny() if args.n_small else Settings.quick() if args.quick else Settings.full()
+    mode = "n-small" if args.n_small else "quick" if args.quick else "full"
+    ensure_peers(args)
+    results, tracker = Results(), Tracker()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    peers = choose(args, results)
+    try:
+        for peer in peers:
+            begun = time.monotonic()
+            if only & LIFECYCLE:
+                lifecycle.run(peer, settings, only, results, tracker)
+            for name, step in STEPS.items():
+                if name in only:
+                    step(peer, settings, results, tracker)
+            print(f"bench: {peer.name} done in {time.monotonic() - begun:.0f}s", file=sys.stderr)  # noqa: T201
+    finally:
+        tracker.kill_all()
+    args.out.mkdir(parents=True, exist_ok=True)
+    names = [p.name for p in peers]
+    (args.out / "latest.md").write_text(to_markdown(results, names, mode))
+    (args.out / "latest.json").write_text(to_json(results, mode))
+    print(f"bench: wrote {args.out / 'latest.md'}", file=sys.stderr)  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Cold start, idle overhead, status latency and graceful shutdown, measured in one session per run and size.
+
+One session goes launch -> all N alive (cold start) -> settle -> idle window (daemon CPU, RSS, PSS) ->
+status CLI calls -> SIGTERM -> everything gone (shutdown). Each phase is timed on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from bench.adapters import Peer
+from bench.harness import BenchError, Tracker, cpu_seconds, memory
+from bench.report import Results, Row
+from bench.scenarios import Session, Settings, open_session
+
+SETTLE_S = 2.0  # lets start-up work finish (min_uptime timers, first state writes) before the idle window
+
+
+def cold_row(n: int) -> Row:
+    return Row("cold_start", f"N={n}", "time", "ms")
+
+
+def idle_rows(n: int) -> tuple[Row, Row, Row]:
+    case = f"N={n}"
+    return (Row("idle", case, "daemon CPU", "% of a core", has_ratio=False),
+            Row("idle", case, "daemon RSS", "MiB"), Row("idle", case, "daemon PSS", "MiB"))
+
+
+def status_row(n: int) -> Row:
+    return Row("status", f"N={n}", "wall time", "ms")
+
+
+def shutdown_row(n: int) -> Row:
+    return Row("shutdown", f"N={n}", "time", "ms")
+
+
+def sizes(settings: Settings, only: set[str]) -> list[int]:
+    chosen: set[int] = set()
+    for name, ns in (("cold_start", settings.cold_ns), ("idle", settings.idle_ns),
+                     ("status", settings.status_ns), ("shutdown", settings.shutdown_ns)):
+        if name in only:
+            chosen.update(ns)
+    return sorted(chosen)
+
+
+def run(peer: Peer, settings: Settings, only: set[str], results: Results, tracker: Tracker) -> None:
+    for n in sizes(settings, only):
+        runs = settings.runs if {"cold_start", "shutdown"} & only else settings.idle_runs
+        for index in range(runs):
+            try:
+                one_session(peer, n, index, settings, only, results, tracker)
+            except BenchError as error:
+                for row in rows_for(n, settings, only):
+                    results.cell(row, peer.name).error = str(error)
+                break
+
+
+def rows_for(n: int, settings: Settings, only: set[str]) -> list[Row]:
+    rows: list[Row] = []
+    if "cold_start" in only and n in settings.cold_ns:
+        rows.append(cold_row(n))
+    if "idle" in only and n in settings.idle_ns:
+        rows.extend(idle_rows(n))
+    if "status" in only and n in settings.status_ns:
+        rows.append(status_row(n))
+    if "shutdown" in only and n in settings.shutdown_ns:
+        rows.append(shutdown_row(n))
+    return rows
+
+
+def one_session(peer: Peer, n: int, index: int, settings: Settings, only: set[str], results: Results,
+                tracker: Tracker) -> None:
+    name = peer.name
+    with open_session(peer, tracker, "idle.py", n) as session:
+        stamps = session.wait_children(n)
+        if "cold_start" in only and n in settings.cold_ns:
+            results.add(cold_row(n), name, (max(stamps.values()) - session.launched_at) * 1000)
+        if "idle" in only and n in settings.idle_ns and index < settings.idle_runs:
+            measure_idle(session, n, settings.idle_window_s, results)
+        if "status" in only and n in settings.status_ns and "status" in peer.supports:
+            for _ in range(settings.status_calls):
+                results.add(status_row(n), name, time_status(session) * 1000)
+        if "shutdown" in only and n in settings.shutdown_ns:
+            results.add(shutdown_row(n), name, session.terminate() * 1000)
+
+
+def measure_idle(session: Session, n: int, window_s: float, results: Results) -> None:
+    time.sleep(SETTLE_S)
+    session.check_alive()
+    before, started = cpu_seconds(session.pid), time.monotonic()
+    time.sleep(window_s)  # the measurement window itself, not a wait for an event
+    used, elapsed = cpu_seconds(session.pid) - before, time.monotonic() - started
+    session.check_alive()
+    if session.ready.count() != n:
+        raise BenchError(f"children died or restarted during the idle window ({session.ready.count()} starts)")
+    rss, pss = memory(session.pid)
+    cpu_row, rss_row, pss_row = idle_rows(n)
+    results.add(cpu_row, session.peer.name, 100 * used / elapsed)
+    results.add(rss_row, session.peer.name, rss)
+    results.add(pss_row, session.peer.name, pss)
+
+
+def time_status(session: Session) -> float:
+    argv, env = session.peer.status_argv(session.wd) or ([], {})
+    started = time.monotonic()
+    done = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, timeout=60)
+    elapsed = time.monotonic() - started
+    if done.returncode not in (0, 3) or not done.stdout and session.peer.name != "raw":
+        # supervisorctl exits 3 when any process is not RUNNING (startsecs); its answer still counts.
+        raise BenchError(f"{argv[0]} exited {done.returncode}: {done.stderr.decode(errors='replace')[-120:]}")
+    return elapsed
