@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from omnitron.config.model import DaemonConfig
 from tests.deploy_files import (
@@ -102,7 +102,9 @@ def test_image_home_is_a_volume_owned_by_a_numeric_non_root_user(dockerfile: Doc
     assert user is not None, "the image must not run as root"
     uid, _, gid = user.args.partition(":")
     assert uid.isdigit() and int(uid) > 0, f"USER {user.args}: use a numeric UID so runAsNonRoot can verify it"
-    creates_home = [i for i in dockerfile.all("RUN") if image_home in i.args and f"-o {_user_name(dockerfile)}" in i.args]
+    creates_home = [
+        i for i in dockerfile.all("RUN") if image_home in i.args and f"-o {_user_name(dockerfile)}" in i.args
+    ]
     assert creates_home, f"no RUN creates {image_home} owned by the image's user"
 
 
@@ -172,7 +174,7 @@ WORKLOADS = [pytest.param(name, doc, id=name) for name, doc in pod_specs()]
 
 @pytest.mark.parametrize("path", sorted(K8S.rglob("*.yaml")), ids=lambda p: str(p.relative_to(K8S)))
 def test_kubernetes_manifest_validates_against_the_schema(path: Path) -> None:
-    import kubernetes_validate
+    import kubernetes_validate  # type: ignore[import-untyped,unused-ignore]
 
     documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
     assert documents, f"{path} holds no manifest"
@@ -182,7 +184,7 @@ def test_kubernetes_manifest_validates_against_the_schema(path: Path) -> None:
 
 
 def test_kubernetes_validation_rejects_a_misspelt_field() -> None:
-    import kubernetes_validate
+    import kubernetes_validate  # type: ignore[import-untyped,unused-ignore]
 
     _, deployment = next(pod_specs())
     broken = json.loads(json.dumps(deployment))
@@ -255,7 +257,8 @@ def test_kubernetes_migrate_job_runs_the_release_commands() -> None:
 
 @pytest.fixture(scope="module")
 def fly() -> dict[str, Any]:
-    return tomllib.loads((DEPLOY / "fly.toml").read_text())
+    data: dict[str, Any] = tomllib.loads((DEPLOY / "fly.toml").read_text())
+    return data
 
 
 def test_fly_stops_gracefully_and_migrates(fly: dict[str, Any]) -> None:
@@ -284,7 +287,8 @@ def test_fly_checks_omnitron_and_routes_to_the_demo_api(fly: dict[str, Any], web
 
 @pytest.fixture(scope="module")
 def railway() -> dict[str, Any]:
-    return json.loads((DEPLOY / "railway.json").read_text())
+    data: dict[str, Any] = json.loads((DEPLOY / "railway.json").read_text())
+    return data
 
 
 def test_railway_builds_the_dockerfile_and_waits_for_readyz(railway: dict[str, Any]) -> None:
@@ -307,7 +311,8 @@ def test_railway_runs_the_release_commands_before_deploying(railway: dict[str, A
 
 @pytest.fixture(scope="module")
 def render() -> dict[str, Any]:
-    return yaml.safe_load((DEPLOY / "render.yaml").read_text())
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "render.yaml").read_text())
+    return data
 
 
 def render_web(render: dict[str, Any]) -> dict[str, Any]:
@@ -352,7 +357,8 @@ def test_render_disk_key_database_and_redis(render: dict[str, Any], image_home: 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    return data
 
 
 def test_compose_builds_this_repository(compose: dict[str, Any]) -> None:
