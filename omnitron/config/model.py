@@ -47,28 +47,42 @@ CommandLine = Annotated[Command, BeforeValidator(split_command)]
 
 
 class BackoffConfig(_Model):
-    initial: Duration = 0.1
-    max: Duration = 30.0
-    factor: float = Field(default=2.0, ge=1.0)
+    initial: Duration = Field(default=0.1, description="delay before the first restart")
+    max: Duration = Field(default=30.0, description="upper bound on the delay")
+    factor: float = Field(
+        default=2.0, ge=1.0, description="delay before restart n is `initial × factor^(n-1)`, capped at `max`"
+    )
 
 
 class LogsConfig(_Model):
     """Per-instance log files: rotate when a file reaches max_size, keep this many rotated files."""
 
-    max_size: ByteSize = Field(default=10 * 1024 * 1024, gt=0)
-    keep: int = Field(default=5, ge=0)
+    max_size: ByteSize = Field(
+        default=10 * 1024 * 1024, gt=0, description="rotate a log file when it reaches this size"
+    )
+    keep: int = Field(default=5, ge=0, description="rotated files to keep (`<app>-<instance>.log.1` …)")
 
 
 class HealthConfig(_Model):
     """Readiness and liveness probe: exactly one of http, tcp, exec."""
 
-    http: str | None = None
-    tcp: int | str | None = None
-    exec: Command | None = None
-    interval: Duration = 5.0
-    timeout: Duration = 2.0
-    failure_threshold: int = Field(default=3, ge=1)
-    start_period: Duration = 0.0
+    http: str | None = Field(
+        default=None, description="URL to GET; healthy on a 2xx or 3xx answer; `${PORT}` is the instance's port"
+    )
+    tcp: int | str | None = Field(
+        default=None, description='port (on 127.0.0.1) or `"host:port"` that must accept a connection'
+    )
+    exec: Command | None = Field(default=None, description="command (string or array) that must exit 0")
+    interval: Duration = Field(default=5.0, description="time between probes (greater than 0)")
+    timeout: Duration = Field(default=2.0, description="a probe taking longer fails (greater than 0)")
+    failure_threshold: int = Field(
+        default=3,
+        ge=1,
+        description="consecutive failures that make the instance unhealthy; an unhealthy running instance is restarted",
+    )
+    start_period: Duration = Field(
+        default=0.0, description="failures before this much time after start are not counted"
+    )
 
     _split_exec = field_validator("exec", mode="before")(split_command)
 
@@ -95,26 +109,54 @@ class HealthConfig(_Model):
 
 
 class AppConfig(_Model):
-    name: str = Field(pattern=APP_NAME_PATTERN)
-    command: Command | None = None
-    bootstrap: str | None = None
-    cwd: str = "."
-    env: dict[str, str] = Field(default_factory=dict, repr=False)
-    env_file: str | None = None
-    secrets: list[str] = Field(default_factory=list)
-    instances: int = Field(default=1, ge=0)
-    port: int | None = Field(default=None, ge=1, le=65535)
-    autostart: bool = True
-    restart: RestartPolicy = "always"
-    min_uptime: Duration = 1.0
-    max_restarts: int = Field(default=10, ge=0)
-    backoff: BackoffConfig = Field(default_factory=BackoffConfig)
-    stop_signal: str = "SIGTERM"
-    kill_timeout: Duration = 10.0
-    max_memory: ByteSize | None = None
-    depends_on: dict[str, DependencyCondition] = Field(default_factory=dict)
-    health: HealthConfig | None = None
-    logs: LogsConfig | None = None
+    name: str = Field(pattern=APP_NAME_PATTERN, description="unique; `[a-z0-9][a-z0-9_-]*`")
+    command: Command | None = Field(
+        default=None,
+        description="what to run: a string (split like a shell, never run through one) or an array; or use `bootstrap`",
+    )
+    bootstrap: str | None = Field(
+        default=None, description="a Python file run with the daemon's own interpreter, instead of `command`"
+    )
+    cwd: str = Field(default=".", description="working directory; relative to the config file's folder")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description="extra environment variables; values may use `${VAR}`; never printed",
+    )
+    env_file: str | None = Field(
+        default=None, description="dotenv file loaded into the environment; relative to the config file's folder"
+    )
+    secrets: list[str] = Field(
+        default_factory=list,
+        description="names from the secrets store, injected as environment variables of the same name",
+    )
+    instances: int = Field(default=1, ge=0, description="copies to run; each gets `OMNITRON_INSTANCE=0..N-1`")
+    port: int | None = Field(default=None, ge=1, le=65535, description="instance i gets `PORT=port+i`")
+    autostart: bool = Field(default=True, description="start with the daemon; otherwise only on `omnitron start`")
+    restart: RestartPolicy = Field(default="always", description="when an exited instance is started again")
+    min_uptime: Duration = Field(
+        default=1.0, description="up at least this long counts as a successful start and resets the backoff"
+    )
+    max_restarts: int = Field(
+        default=10,
+        ge=0,
+        description="consecutive starts that die before `min_uptime` (after the first) before the instance is `fatal`",
+    )
+    backoff: BackoffConfig = Field(default_factory=BackoffConfig, description="delay between restarts")
+    stop_signal: str = Field(
+        default="SIGTERM",
+        description="sent to the instance's process group to stop it (`TERM` and `SIGTERM` both work)",
+    )
+    kill_timeout: Duration = Field(default=10.0, description="then SIGKILL to the whole process group")
+    max_memory: ByteSize | None = Field(
+        default=None, description="restart an instance whose RSS (its whole process tree) exceeds this"
+    )
+    depends_on: dict[str, DependencyCondition] = Field(
+        default_factory=dict,
+        description='apps to wait for before starting: `{db = "healthy"}`, or a list of names meaning `"started"`',
+    )
+    health: HealthConfig | None = Field(default=None, description="readiness and liveness probe")
+    logs: LogsConfig | None = Field(default=None, description="this app's log rotation; default: `[daemon.logs]`")
 
     _split_command = field_validator("command", mode="before")(split_command)
     _signal_name = field_validator("stop_signal", mode="before")(signal_name)
@@ -145,18 +187,32 @@ class AppConfig(_Model):
 
 
 class DaemonConfig(_Model):
-    health_host: str = "0.0.0.0"
-    health_port: int = Field(default=9800, ge=0, le=65535)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["auto", "console", "json"] = "auto"
-    shutdown_timeout: Duration = 30.0
-    on_fatal: Literal["keep", "exit"] = "keep"
-    logs: LogsConfig = Field(default_factory=LogsConfig)
-    memory_check_interval: Duration = Field(default=5.0, gt=0)
+    health_host: str = Field(default="0.0.0.0", description="address the HTTP health endpoint binds")
+    health_port: int = Field(
+        default=9800, ge=0, le=65535, description="port of `/healthz`, `/readyz`, `/metrics`; 0 picks a free port"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="the daemon's own log level"
+    )
+    log_format: Literal["auto", "console", "json"] = Field(
+        default="auto", description="`auto` is console on a TTY, JSON otherwise"
+    )
+    shutdown_timeout: Duration = Field(default=30.0, description="whole-daemon bound on graceful shutdown")
+    on_fatal: Literal["keep", "exit"] = Field(
+        default="keep",
+        description="`exit`: the daemon exits non-zero when any app becomes fatal (lets a PaaS restart the container)",
+    )
+    logs: LogsConfig = Field(
+        default_factory=LogsConfig, description="log rotation for every app without its own `logs`"
+    )
+    memory_check_interval: Duration = Field(default=5.0, gt=0, description="how often `max_memory` is checked")
 
 
 class InfraConfig(_Model):
-    migrate: list[CommandLine] = Field(default_factory=list)
+    migrate: list[CommandLine] = Field(
+        default_factory=list,
+        description="release commands run in order by `omnitron infra migrate`; a string or an array of commands",
+    )
 
     @field_validator("migrate", mode="before")
     @classmethod
@@ -165,9 +221,9 @@ class InfraConfig(_Model):
 
 
 class Ecosystem(_Model):
-    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
-    apps: list[AppConfig] = Field(default_factory=list)
-    infra: InfraConfig = Field(default_factory=InfraConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig, description="the daemon itself")
+    apps: list[AppConfig] = Field(default_factory=list, description="the programs to supervise")
+    infra: InfraConfig = Field(default_factory=InfraConfig, description="release commands")
 
     def app(self, name: str) -> AppConfig | None:
         return next((a for a in self.apps if a.name == name), None)
