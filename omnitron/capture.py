@@ -23,15 +23,17 @@ MAX_LINE = 64 * 1024
 READ_SIZE = 64 * 1024
 StreamName = Literal["stdout", "stderr"]
 
-log = structlog.get_logger()
 _encode_json_string = json.encoder.encode_basestring  # the C encoder when available, as json.dumps uses
 
 
 def _report_file_event(event: str, fields: dict[str, object]) -> None:
+    # A fresh logger per (rare) event: a logger cached under an earlier structlog configuration
+    # (cache_logger_on_first_use) would bypass the current one, e.g. structlog.testing.capture_logs().
+    logger = structlog.get_logger()
     if event == "log_write_resumed":
-        log.info(event, **fields)
+        logger.info(event, **fields)
     else:
-        log.warning(event, **fields)
+        logger.warning(event, **fields)
 
 
 class _SharedFile:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -13,6 +14,8 @@ from typing import Literal
 
 import anyio
 import pytest
+import structlog
+import structlog.testing
 
 from omnitron.capture import InstanceOutput, OutputRouter
 from omnitron.config.model import LogsConfig
@@ -194,15 +197,38 @@ async def test_console_copy_is_tagged_without_colour_off_a_tty(home: Path, stdou
     assert stdout_pipe.finish(writer) == [b"api.1 | %08d xxx" % i for i in range(3)]
 
 
+async def test_console_copy_on_a_terminal_has_a_colour_per_app(home: Path) -> None:
+    main_fd, terminal_fd = os.openpty()
+    try:
+        writer = StdoutWriter(terminal_fd)
+        output = make_router(home, writer, fmt="console").open_instance("api", 0, None)
+        await run_captured(output, "count", 1, 12)
+        output.close()
+        writer.close()
+        seen = bytearray()
+
+        def has_line() -> bool:
+            seen.extend(os.read(main_fd, 4096))
+            return b"00000000" in seen
+
+        await await_for(has_line, describe=lambda: repr(bytes(seen)))
+    finally:
+        os.close(terminal_fd)
+        os.close(main_fd)
+    assert re.match(rb"\x1b\[\d+mapi\.0 \|\x1b\[0m 00000000 xxx", bytes(seen))
+
+
 async def test_a_full_disk_drops_file_lines_but_never_stops_the_pump(home: Path, stdout_pipe: PipeReader) -> None:
     path = Home(home).ensure().instance_log("api", 0)
     path.parent.mkdir(mode=0o700, exist_ok=True)
     path.symlink_to("/dev/full")  # every write fails with ENOSPC
     writer = StdoutWriter(stdout_pipe.write_fd)
     output = make_router(home, writer).open_instance("api", 0, None)
-    await run_captured(output, "count", 5000, 20)
+    with structlog.testing.capture_logs() as events:
+        await run_captured(output, "count", 5000, 20)
     output.close()
     assert output.dropped_file_lines == 5000
+    assert [(e["event"], e["log_level"], e["path"]) for e in events] == [("log_write_failed", "warning", str(path))]
     assert len(stdout_pipe.finish(writer)) == 5000  # the stdout copy still has every line
 
 
