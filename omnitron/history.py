@@ -23,7 +23,8 @@ log = structlog.get_logger()
 
 KINDS: Final = frozenset({"start", "exit", "restart", "health", "fatal", "stop", "daemon_start", "daemon_stop"})
 DAEMON_KINDS: Final = frozenset({"daemon_start", "daemon_stop"})
-DAEMON_APP: Final = ""  # the `app` of daemon_start / daemon_stop rows (no app name can be empty)
+# The suggested `app` of daemon_start / daemon_stop rows; readers recognise daemon rows by kind, whatever their app.
+DAEMON_APP: Final = ""
 PRUNE_EVERY: Final = 1000  # records between automatic prunes
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS events (
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_app_instance_at ON events (app, instance, at);
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE INDEX IF NOT EXISTS events_kind_at ON events (kind, at);
 """
 _COLUMNS: Final = "id, at, kind, app, instance, pid, exit_code, signal, reason, healthy"
 
@@ -219,14 +221,16 @@ class History:
             raise HistoryError(f"cannot read {self.path}: {exc}", "move the file away to start a new history") from None
 
     def events(self, app: str | None = None, limit: int = 50) -> list[HistoryEvent]:
-        """The last `limit` events (of `app`, or of everything including the daemon's), oldest first."""
-        where, params = ("WHERE app = ?", (app,)) if app is not None else ("", ())
+        """The last `limit` events of `app`, or of everything including the daemon's, oldest first."""
+        where, params = ("WHERE app = ? AND kind NOT IN ('daemon_start', 'daemon_stop')", (app,)) if app else ("", ())
         rows = self._query(f"SELECT {_COLUMNS} FROM events {where} ORDER BY at DESC, id DESC LIMIT ?", (*params, limit))
         return [_event(row) for row in reversed(rows)]
 
     def apps(self) -> list[str]:
-        """Every app name with at least one event, sorted."""
-        rows = self._query("SELECT DISTINCT app FROM events WHERE app != ? ORDER BY app", (DAEMON_APP,))
+        """Every app name with at least one event of its own (daemon rows do not count), sorted."""
+        rows = self._query(
+            "SELECT DISTINCT app FROM events WHERE kind NOT IN ('daemon_start', 'daemon_stop') ORDER BY app", ()
+        )
         return [str(row[0]) for row in rows]
 
     def uptime_ratio(self, app: str, window_s: float, now: float | None = None) -> float | None:
@@ -237,7 +241,11 @@ class History:
         now = time.time() if now is None else now
         window_start = now - window_s
         first_seen: dict[int, float] = dict(
-            self._query("SELECT instance, MIN(at) FROM events WHERE app = ? AND at <= ? GROUP BY instance", (app, now))
+            self._query(
+                "SELECT instance, MIN(at) FROM events WHERE app = ? AND at <= ? "
+                "AND kind NOT IN ('daemon_start', 'daemon_stop') GROUP BY instance",
+                (app, now),
+            )
         )
         anchors: dict[int, float] = dict(
             self._query(
@@ -263,9 +271,9 @@ class History:
         rows = self._query(
             "SELECT at, id, kind FROM events WHERE app = ? AND instance = ? AND kind IN ('start', 'exit', 'stop') "
             "AND at >= ? AND at <= ? "
-            "UNION ALL SELECT at, id, kind FROM events WHERE app = ? AND kind IN ('daemon_start', 'daemon_stop') "
+            "UNION ALL SELECT at, id, kind FROM events WHERE kind IN ('daemon_start', 'daemon_stop') "
             "AND at >= ? AND at <= ? ORDER BY 1, 2",
-            (app, instance, since, now, DAEMON_APP, since, now),
+            (app, instance, since, now, since, now),
         )
         return [(float(at), int(id_), str(kind)) for at, id_, kind in rows]
 

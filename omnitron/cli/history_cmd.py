@@ -15,6 +15,8 @@ from omnitron.paths import Home
 if TYPE_CHECKING:
     from omnitron.history import HistoryEvent
 
+DAEMON_KINDS = frozenset({"daemon_start", "daemon_stop"})  # omnitron.history's, without importing sqlite3 early
+
 WINDOWS_S = {"last_hour": 3600.0, "last_day": 86400.0}
 
 
@@ -93,7 +95,10 @@ def _percent(ratio: float | None) -> str:
 
 
 def _print_table(events: list[HistoryEvent], uptime: dict[str, dict[str, float | None]]) -> None:
-    rows = [(_iso(e.at), "daemon" if not e.app else f"{e.app}:{e.instance}", e.kind, _details(e)) for e in events]
+    rows = [
+        (_iso(e.at), "daemon" if e.kind in DAEMON_KINDS else f"{e.app}:{e.instance}", e.kind, _details(e))
+        for e in events
+    ]
     out = sys.stdout
     width = max([len("INSTANCE"), *(len(r[1]) for r in rows)])
     out.write(f"{'TIME':<20}  {'INSTANCE':<{width}}  {'EVENT':<12}  DETAILS\n")
