@@ -374,3 +374,12 @@ def test_returned_path_is_absolute_and_loaded_model_is_frozen(tmp_path: Path, mo
     assert loaded.path == tmp_path / "omnitron.json" and os.path.isabs(loaded.path)
     with pytest.raises(ValueError, match="frozen"):
         loaded.ecosystem.apps[0].name = "b"
+
+
+def test_contract_example_is_valid() -> None:
+    ecosystem = load_config(CONFIGS / "contract_example.toml", environ={"DATABASE_URL": "pg://x"}).ecosystem
+    api = ecosystem.app("api")
+    assert api is not None
+    assert api.env == {"LOG_LEVEL": "info", "DB": "pg://x"}
+    assert api.depends_on == {"migrate": "completed", "cache": "healthy"}
+    assert dependency_order(ecosystem) == [["migrate", "cache"], ["api"]]
