@@ -1,0 +1,67 @@
+"""Restart policy tables: backoff delays, which exits restart, and when a crash loop becomes fatal."""
+
+from __future__ import annotations
+
+import pytest
+
+from omnitron.config.model import BackoffConfig
+from omnitron.policy import backoff_delay, decide_exit, should_restart, start_succeeded
+
+SPEC = BackoffConfig(initial=0.1, max=1.0, factor=2.0)
+
+
+@pytest.mark.parametrize(("n", "delay"), [(1, 0.1), (2, 0.2), (3, 0.4), (4, 0.8), (5, 1.0), (60, 1.0), (5000, 1.0)])
+def test_backoff_delay_is_initial_times_factor_to_n_minus_1_capped(n: int, delay: float) -> None:
+    assert backoff_delay(n, SPEC) == pytest.approx(delay)
+
+
+def test_backoff_with_zero_initial_is_zero() -> None:
+    assert backoff_delay(3, BackoffConfig(initial=0.0, max=5.0, factor=2.0)) == 0.0
+
+
+def test_backoff_rejects_restart_number_zero() -> None:
+    with pytest.raises(ValueError):
+        backoff_delay(0, SPEC)
+
+
+@pytest.mark.parametrize(
+    ("code", "policy", "expected"),
+    [
+        (0, "always", True), (1, "always", True), (-9, "always", True),
+        (0, "on-failure", False), (1, "on-failure", True), (-15, "on-failure", True),
+        (0, "never", False), (1, "never", False),
+    ],
+)
+def test_should_restart(code: int, policy: str, expected: bool) -> None:
+    assert should_restart(code, policy) is expected
+
+
+@pytest.mark.parametrize(("uptime", "minimum", "ok"), [(0.0, 0.0, True), (0.5, 1.0, False), (1.0, 1.0, True)])
+def test_start_succeeded(uptime: float, minimum: float, ok: bool) -> None:
+    assert start_succeeded(uptime, minimum) is ok
+
+
+def test_max_restarts_3_allows_the_first_start_plus_3_restarts() -> None:
+    failures, outcomes = 0, []
+    for number in range(1, 5):
+        decision = decide_exit(exit_code=1, policy="always", was_running=False, failures=failures,
+                               restart_number=number, max_restarts=3, backoff=SPEC)
+        failures = decision.failures
+        outcomes.append(decision.outcome)
+    assert outcomes == ["restart", "restart", "restart", "fatal"]
+
+
+def test_exit_after_min_uptime_does_not_count_toward_max_restarts() -> None:
+    decision = decide_exit(exit_code=1, policy="always", was_running=True, failures=0, restart_number=1,
+                           max_restarts=0, backoff=SPEC)
+    assert (decision.outcome, decision.failures, decision.delay_s) == ("restart", 0, pytest.approx(0.1))
+
+
+@pytest.mark.parametrize(
+    ("code", "policy", "outcome"),
+    [(0, "never", "completed"), (3, "never", "fatal"), (0, "on-failure", "completed"), (3, "on-failure", "restart")],
+)
+def test_exits_that_are_not_restarted(code: int, policy: str, outcome: str) -> None:
+    decision = decide_exit(exit_code=code, policy=policy, was_running=True, failures=0, restart_number=1,
+                           max_restarts=5, backoff=SPEC)
+    assert decision.outcome == outcome
