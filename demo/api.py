@@ -24,6 +24,8 @@ async def hello(request: Request) -> JSONResponse:
 app = Starlette(routes=[Route("/health", health), Route("/", hello)])
 
 if __name__ == "__main__":
+    # 0.0.0.0: inside a container the platform's router reaches the app from outside the loopback.
+    host = os.environ.get("HOST", "0.0.0.0")
     port = int(os.environ.get("PORT", "3001"))
-    print(f"api instance {INSTANCE} listening on 127.0.0.1:{port}", flush=True)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    print(f"api instance {INSTANCE} listening on {host}:{port}", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

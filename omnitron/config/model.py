@@ -179,7 +179,8 @@ class AppConfig(_Model):
         if self.command is not None:
             return list(self.command)
         assert self.bootstrap is not None
-        return [sys.executable, self.bootstrap]
+        # argv is interpolated per instance later, so a literal `$` in the path is escaped here.
+        return [sys.executable.replace("$", "$$"), self.bootstrap.replace("$", "$$")]
 
     @property
     def stop_signum(self) -> signal.Signals:
