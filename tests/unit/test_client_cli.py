@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from omnitron.errors import UsageError
 from omnitron.paths import Home
 from tests.unit.canned_http import Request, json_response, tcp_server, unix_server
 
-STATUS = {
+STATUS: dict[str, Any] = {
     "daemon": {
         "pid": 41,
         "version": "0.1.0",
@@ -116,8 +117,7 @@ def test_an_unknown_app_exits_2(omni_home: Home) -> None:
 
 def test_actions_print_one_line(omni_home: Home) -> None:
     def responder(request: Request) -> bytes:
-        instances = [dict(a) for a in STATUS["apps"]]  # type: ignore[union-attr]
-        return json_response(200, {"app": "api", "instances": instances})
+        return json_response(200, {"app": "api", "instances": STATUS["apps"]})
 
     with unix_server(str(omni_home.socket), responder) as server:
         stop_all = omnitron(omni_home.root, "stop", "api")

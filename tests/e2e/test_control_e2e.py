@@ -1,0 +1,375 @@
+"""The control commands against a real daemon: `omnitron up --foreground` and the CLI, all as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.helpers import APPS, wait_for
+
+
+def app_toml(name: str, script: str, *args: object, **settings: object) -> str:
+    """One [[apps]] table running tests/apps/<script> with the daemon's own Python."""
+    command = json.dumps([sys.executable, "-u", str(APPS / script), *(str(a) for a in args)])
+    lines = ["[[apps]]", f'name = "{name}"', f"command = {command}"]
+    defaults: dict[str, object] = {"min_uptime": "100ms", "kill_timeout": "5s", "backoff": None}
+    for key, value in (defaults | settings).items():
+        if key == "backoff":
+            lines.append('backoff = { initial = "50ms", max = "50ms", factor = 1.0 }' if value is None else str(value))
+        elif isinstance(value, dict):
+            lines.append(f"{key} = {{ {', '.join(f'{k} = {json.dumps(v)}' for k, v in value.items())} }}")
+        elif value is not None:
+            lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
+class Daemon:
+    """`omnitron up --foreground` on a private home, and a way to run the CLI against it."""
+
+    def __init__(self, home: Path, config: Path) -> None:
+        self.home = home
+        self.config = config
+        self.env = {**os.environ, "OMNITRON_HOME": str(home), "OMNITRON_HEALTH_PORT": "0", "NO_COLOR": "1"}
+        self.output = home.parent / "daemon.out"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str, cwd: Path | None = None, timeout: float = 45) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "omnitron", *args]
+        return subprocess.run(command, env=self.env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+    def ok(self, *args: str) -> str:
+        result = self.cli(*args)
+        assert result.returncode == 0, f"omnitron {' '.join(args)}: exit {result.returncode}: {result.stderr}"
+        return result.stdout
+
+    def status(self, app: str | None = None) -> dict[str, Any]:
+        return json.loads(self.ok("status", "--json", *([app] if app else [])))  # type: ignore[no-any-return]
+
+    def pids(self, app: str) -> dict[int, int | None]:
+        return {a["instance"]: a["pid"] for a in self.status()["apps"] if a["name"] == app}
+
+    def states(self) -> dict[str, str]:
+        return {f"{a['name']}:{a['instance']}": a["state"] for a in self.status()["apps"]}
+
+    def log_tail(self) -> str:
+        return self.output.read_text(errors="replace")[-3000:] if self.output.exists() else "(no output)"
+
+    def start(self) -> None:
+        with open(self.output, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "omnitron", "up", "--foreground", "-c", str(self.config)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(self._answers, timeout=20, describe=lambda: f"daemon never answered; output: {self.log_tail()}")
+
+    def _answers(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"daemon exited with {self.proc.returncode}: {self.log_tail()}")
+        return self.cli("status").returncode == 0
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Iterator[Any]:
+    def write(*apps: str, name: str = "omnitron.toml") -> Path:
+        path = tmp_path / name
+        path.write_text("".join(apps))
+        return path
+
+    yield write
+
+
+@pytest.fixture
+def daemon(home: Path, write_config: Any) -> Iterator[Daemon]:
+    config = write_config(app_toml("api", "ready.py", instances=2), app_toml("worker", "ready.py"))
+    running = Daemon(home, config)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_status_fields_and_types(daemon: Daemon) -> None:
+    document = daemon.status()
+    info = document["daemon"]
+    assert set(info) == {"pid", "version", "home", "started_at", "uptime_s", "ready", "config"}
+    assert info["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+    assert info["home"] == str(daemon.home)
+    assert info["config"] == str(daemon.config)
+    assert isinstance(info["uptime_s"], float) and isinstance(info["ready"], bool)
+    assert info["started_at"].endswith("Z")
+    assert [(a["name"], a["instance"]) for a in document["apps"]] == [("api", 0), ("api", 1), ("worker", 0)]
+    wait_for(lambda: set(daemon.states().values()) == {"running"}, describe=lambda: str(daemon.states()))
+    for app in daemon.status()["apps"]:
+        assert set(app) == {
+            "name",
+            "instance",
+            "pid",
+            "state",
+            "restarts",
+            "uptime_s",
+            "exit_code",
+            "healthy",
+            "cpu_percent",
+            "memory_rss",
+        }
+        assert isinstance(app["pid"], int) and psutil.pid_exists(app["pid"])
+        assert isinstance(app["restarts"], int) and isinstance(app["uptime_s"], float)
+        assert app["healthy"] is None and app["exit_code"] is None
+        assert isinstance(app["cpu_percent"], float) and app["memory_rss"] > 0
+
+    table = daemon.ok("status").splitlines()
+    assert table[0].startswith(f"omnitron 0.1.0  pid {info['pid']}")
+    assert table[1].split()[:4] == ["app", "inst", "pid", "state"]
+    assert len(table) == 5 and all(len(line) <= 80 for line in table)
+    assert [a["name"] for a in daemon.status("worker")["apps"]] == ["worker"]
+
+
+def test_an_unknown_app_or_instance_exits_2(daemon: Daemon) -> None:
+    for args in (["status", "nope"], ["stop", "nope"], ["restart", "api:7"], ["scale", "nope", "2"]):
+        result = daemon.cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("omnitron: ") and result.stderr.count("\n") == 1
+
+
+def test_stop_then_start_gives_a_new_pid(daemon: Daemon) -> None:
+    before = daemon.pids("api")
+    assert daemon.ok("stop", "api") == "api: stopped 2 instances\n"
+    after_stop = {a["instance"]: (a["state"], a["pid"]) for a in daemon.status("api")["apps"]}
+    assert after_stop == {0: ("stopped", None), 1: ("stopped", None)}
+    assert not any(psutil.pid_exists(pid) for pid in before.values() if pid)
+    assert daemon.ok("start", "api").startswith("api: started 2 instances (pid ")
+    after_start = daemon.pids("api")
+    assert all(after_start.values())
+    assert set(after_start.values()).isdisjoint(before.values())
+
+
+def test_restart_of_one_instance_touches_only_it(daemon: Daemon) -> None:
+    api, worker = daemon.pids("api"), daemon.pids("worker")
+    out = daemon.ok("restart", "api:1")
+    after = daemon.pids("api")
+    assert out == f"api:1: restarted (pid {after[1]})\n"
+    assert after[0] == api[0]
+    assert after[1] != api[1]
+    assert daemon.pids("worker") == worker
+
+
+def test_stop_and_start_one_instance(daemon: Daemon) -> None:
+    api = daemon.pids("api")
+    assert daemon.ok("stop", "api:0") == "api:0: stopped\n"
+    assert daemon.pids("api") == {0: None, 1: api[1]}
+    daemon.ok("start", "api:0")
+    assert daemon.pids("api")[0] not in (None, api[0])
+
+
+def test_scale_up_and_down(daemon: Daemon) -> None:
+    original = daemon.pids("api")
+    assert daemon.ok("scale", "api", "4") == "api: scaled to 4 instances\n"
+    four = daemon.pids("api")
+    assert sorted(four) == [0, 1, 2, 3]
+    assert {four[0], four[1]} == set(original.values())  # scaling up leaves the old ones alone
+    assert all(state == "running" for key, state in daemon.states().items() if key.startswith("api:"))
+    assert daemon.ok("scale", "api", "1") == "api: scaled to 1 instance\n"
+    assert daemon.pids("api") == {0: original[0]}  # the highest-numbered ones went
+    assert not any(psutil.pid_exists(pid) for i in (1, 2, 3) if (pid := four[i]))
+
+
+def test_reload_applies_only_the_difference(daemon: Daemon, write_config: Any, tmp_path: Path) -> None:
+    api, worker = daemon.pids("api"), daemon.pids("worker")
+    write_config(
+        app_toml("api", "ready.py", instances=2),  # unchanged
+        app_toml("worker", "ready.py", env={"MODE": "new"}),  # changed
+        app_toml("web", "ready.py"),  # added
+        name="next.toml",
+    )
+    out = daemon.cli("reload", "-c", "next.toml", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"reloaded {tmp_path / 'next.toml'}: 1 added (web), 1 changed (worker), 1 unchanged\n"
+    assert daemon.pids("api") == api
+    assert daemon.pids("worker")[0] not in (None, worker[0])
+    wait_for(lambda: daemon.states().get("web:0") == "running", describe=lambda: str(daemon.states()))
+
+    write_config(app_toml("api", "ready.py", instances=2), app_toml("web", "ready.py"), name="next.toml")
+    web = daemon.pids("web")
+    gone = daemon.pids("worker")[0]
+    out = daemon.cli("reload", "-c", str(tmp_path / "next.toml"))
+    assert out.stdout.endswith(": 1 removed (worker), 2 unchanged\n"), out.stdout + out.stderr
+    assert sorted(daemon.states()) == ["api:0", "api:1", "web:0"]
+    assert (daemon.pids("api"), daemon.pids("web")) == (api, web)
+    assert gone and not psutil.pid_exists(gone)
+
+
+def test_an_invalid_reload_is_refused_and_touches_nothing(daemon: Daemon, write_config: Any) -> None:
+    before = daemon.status()["apps"]
+    bad = write_config(app_toml("api", "ready.py", restart="sometimes"), name="bad.toml")
+    result = daemon.cli("reload", "-c", str(bad))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "restart" in result.stderr and "bad.toml" in result.stderr
+    missing = daemon.cli("reload", "-c", "/nonexistent/omnitron.toml")
+    assert missing.returncode == 2, missing.stderr
+    after = daemon.status()
+    assert [(a["name"], a["instance"], a["pid"]) for a in after["apps"]] == [
+        (a["name"], a["instance"], a["pid"]) for a in before
+    ]
+    assert after["daemon"]["config"] == str(daemon.config)
+
+
+def test_the_control_socket_is_private(daemon: Daemon) -> None:
+    sock = daemon.home / "omnitron.sock"
+    mode = sock.stat().st_mode
+    assert stat.S_ISSOCK(mode)
+    assert stat.S_IMODE(mode) == 0o600
+    assert stat.S_IMODE(daemon.home.stat().st_mode) == 0o700
+
+
+def _health_port(daemon: Daemon) -> int:
+    port = json.loads((daemon.home / "state.json").read_text())["health_port"]
+    assert isinstance(port, int) and port > 0
+    return port
+
+
+def _raw_http(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    return data
+
+
+def test_the_health_port_serves_no_control_route(daemon: Daemon) -> None:
+    port = _health_port(daemon)
+    pids = daemon.pids("api")
+    for path in ("/v1/shutdown", "/v1/apps/api/stop", "/v1/reload", "/v1/apps/api/scale"):
+        request = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        status_line = _raw_http(port, request.encode()).split(b"\r\n", 1)[0]
+        assert status_line.split()[1] in (b"404", b"405"), (path, status_line)
+    answer = _raw_http(port, b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.split()[1] == b"404"
+    assert daemon.pids("api") == pids
+    assert daemon.proc is not None and daemon.proc.poll() is None
+
+
+def test_probe_healthz_and_readyz(daemon: Daemon) -> None:
+    wait_for(lambda: daemon.status()["daemon"]["ready"], describe=lambda: str(daemon.states()))
+    assert daemon.ok("probe") == "healthz: 200 OK\n"
+    assert daemon.ok("probe", "readyz") == "readyz: 200 OK\n"
+    daemon.ok("stop", "worker")
+    not_ready = daemon.cli("probe", "readyz")
+    assert not_ready.returncode == 1
+    assert "worker" in not_ready.stdout
+    assert daemon.ok("probe", "healthz", "--port", str(_health_port(daemon))) == "healthz: 200 OK\n"
+
+
+def test_every_state_name_is_reachable(home: Path, write_config: Any, tmp_path: Path) -> None:
+    config = write_config(
+        app_toml("slow", "ready.py", min_uptime="60s"),  # starting until min_uptime
+        app_toml("up", "ready.py"),  # running
+        app_toml("flaky", "crash.py", 1, backoff='backoff = { initial = "60s", max = "60s", factor = 1.0 }'),
+        app_toml("oneshot", "crash.py", 0, restart="never"),  # completed
+        app_toml("broken", "crash.py", 3, restart="never"),  # fatal
+        app_toml("stubborn", "ignore_term.py", kill_timeout="3s"),  # stopping, then stopped
+    )
+    running = Daemon(home, config)
+    running.start()
+    try:
+        want = {"slow:0": "starting", "up:0": "running", "flaky:0": "backoff", "oneshot:0": "completed"}
+        want["broken:0"] = "fatal"
+        wait_for(
+            lambda: {k: v for k, v in running.states().items() if k in want} == want,
+            describe=lambda: f"want {want}, got {running.states()}",
+        )
+        command = [sys.executable, "-m", "omnitron", "stop", "stubborn"]
+        stopping = subprocess.Popen(command, env=running.env, stdout=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: running.states()["stubborn:0"] == "stopping", describe=lambda: str(running.states()))
+            out, _ = stopping.communicate(timeout=30)  # returns after kill_timeout's SIGKILL
+        finally:
+            if stopping.poll() is None:
+                stopping.kill()
+                stopping.communicate()
+        assert (stopping.returncode, out) == (0, "stubborn: stopped 1 instance\n")
+        assert running.states()["stubborn:0"] == "stopped"
+        exit_codes = {a["name"]: a["exit_code"] for a in running.status()["apps"]}
+        assert (exit_codes["oneshot"], exit_codes["broken"]) == (0, 3)
+    finally:
+        running.stop()
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _kill_if_alive(procs: list[psutil.Process]) -> None:
+    """SIGKILL what is left, by PID; is_running() also checks the start time, so a reused PID is spared."""
+    for proc in procs:
+        try:
+            if proc.is_running():
+                proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def test_detached_up_status_down_leaves_no_process(home: Path, write_config: Any) -> None:
+    config = write_config(app_toml("api", "ready.py", instances=2))
+    daemon = Daemon(home, config)
+    up = daemon.cli("up", "-c", str(config))
+    assert up.returncode == 0, up.stderr
+    # The detached daemon and its apps are not our descendants: clean them up by PID if anything below fails.
+    pid = int((home / "omnitron.pid").read_text().strip())
+    leftovers = [psutil.Process(pid)]
+    try:
+        assert f"PID {pid}" in up.stdout
+        again = daemon.cli("up", "-c", str(config))
+        assert again.returncode == 1 and str(pid) in again.stderr
+        document = daemon.status()
+        assert document["daemon"]["pid"] == pid
+        app_pids = [a["pid"] for a in document["apps"] if a["pid"]]
+        leftovers += [psutil.Process(p) for p in app_pids]
+        assert len(app_pids) == 2
+        assert psutil.Process(pid).ppid() != os.getpid()
+        down = daemon.cli("down")
+        assert down.returncode == 0, down.stderr
+        # `down` returns once the daemon released its PID lock; the interpreter's own exit may trail it briefly.
+        wait_for(lambda: not _is_alive(pid), timeout=5, describe=f"daemon {pid} still alive after `down`")
+        assert not any(psutil.pid_exists(p) for p in app_pids)
+        assert daemon.cli("status").returncode == 3
+        assert daemon.cli("down").returncode == 3
+    finally:
+        _kill_if_alive(leftovers)
+
+
+def test_detached_up_with_an_invalid_config_says_why(home: Path, write_config: Any) -> None:
+    bad = write_config(app_toml("api", "ready.py", instances=-1))
+    result = Daemon(home, bad).cli("up", "-c", str(bad))
+    assert result.returncode == 2
+    assert "instances" in result.stderr and "Traceback" not in result.stderr
+    assert not (home / "omnitron.sock").exists()
