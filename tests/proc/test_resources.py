@@ -86,7 +86,7 @@ def test_cpu_seconds_keep_reaped_children(
     sampler: ResourceSampler, procs: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
     done = tmp_path / "done"
-    burn = "import time\nwhile time.process_time() < 0.3: pass"
+    burn = "import time\nwhile time.process_time() < 0.1: pass"
     code = (
         "import subprocess, sys, time\n"
         f"subprocess.run([sys.executable, '-c', {burn!r}], check=True)\n"
@@ -98,7 +98,7 @@ def test_cpu_seconds_keep_reaped_children(
     assert psutil.Process(parent.pid).children() == []
     usage = sampler.sample(parent.pid)
     assert usage is not None
-    assert usage.cpu_seconds >= 0.3
+    assert usage.cpu_seconds >= 0.1
 
 
 def test_a_gone_pid_samples_as_none(sampler: ResourceSampler, procs: list[subprocess.Popen[bytes]]) -> None:
