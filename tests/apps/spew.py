@@ -5,10 +5,15 @@ spew.py long BYTES      `before`, one line of BYTES bytes, `after`
 spew.py invalid         a line holding bytes that are not UTF-8, between `before` and `after`
 spew.py exit N          N numbered lines then `last-without-newline` (no newline), then exits at once (code 3)
 spew.py both N          `out <i>` on stdout and `err <i>` on stderr, N of each
+spew.py quoted          lines with quotes, backslashes, tabs and non-ASCII text (no control characters)
+spew.py control         the quoted lines plus ANSI colours, a carriage return and a byte that is not UTF-8
 """
 
 import os
 import sys
+
+QUOTED = [b'say "hi"', b"back\\slash \\n not a newline", b"tab\there", "h\u00e9llo \u2713 \u2028".encode(), b"", b"{}"]
+CONTROL = [*QUOTED, b"\x1b[31mred\x1b[0m", b"cr\rhere", b"nul\x00", b"bad \xff"]
 
 
 def numbered(start: int, stop: int, length: int) -> bytes:
@@ -40,6 +45,10 @@ def main(argv: list[str]) -> None:
     elif mode == "exit":
         write_all(1, numbered(0, int(argv[2]), 20) + b"last-without-newline")
         os._exit(3)
+    elif mode == "quoted":
+        write_all(1, b"\n".join(QUOTED) + b"\n")
+    elif mode == "control":
+        write_all(1, b"\n".join(CONTROL) + b"\n")
     elif mode == "both":
         for i in range(int(argv[2])):
             write_all(1, b"out %d\n" % i)

@@ -22,7 +22,7 @@ from omnitron.config.model import LogsConfig
 from omnitron.logfile import parse_line, rotated_path
 from omnitron.paths import Home
 from omnitron.stdout_writer import StdoutWriter
-from tests.helpers import app_script, await_for
+from tests.helpers import APPS, app_script, await_for
 
 pytestmark = pytest.mark.anyio
 BIG = LogsConfig(max_size=1024 * 1024, keep=50)
@@ -88,7 +88,8 @@ def stored_lines(path: Path) -> list[bytes]:
     while rotated_path(path, index).exists():
         index += 1
     files = [rotated_path(path, i) for i in range(index - 1, -1, -1)]
-    return b"".join(f.read_bytes() for f in files).splitlines()
+    data = b"".join(f.read_bytes() for f in files)
+    return data.removesuffix(b"\n").split(b"\n")  # newlines only: an app's \r stays inside its line
 
 
 def numbers(lines: list[bytes]) -> list[int]:
@@ -173,6 +174,24 @@ async def test_lines_printed_just_before_exit_are_captured(home: Path) -> None:
     lines = [parse_line(x).line for x in stored_lines(Home(home).instance_log("api", 0))]
     assert numbers(lines[:-1]) == list(range(1000))
     assert lines[-1] == b"last-without-newline"
+
+
+@pytest.mark.parametrize("mode", ["quoted", "control"])
+async def test_json_copy_escapes_every_line_so_it_decodes_back(home: Path, stdout_pipe: PipeReader, mode: str) -> None:
+    sys.path.insert(0, str(APPS))
+    try:
+        import spew  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(APPS))
+    writer = StdoutWriter(stdout_pipe.write_fd)
+    output = make_router(home, writer).open_instance("api", 0, None)
+    await run_captured(output, mode)
+    output.close()
+    want = spew.QUOTED if mode == "quoted" else spew.CONTROL
+    assert [json.loads(x)["line"] for x in stdout_pipe.finish(writer)] == [
+        line.decode("utf-8", "backslashreplace") for line in want
+    ]
+    assert [parse_line(x).line for x in stored_lines(Home(home).instance_log("api", 0))] == want
 
 
 async def test_stdout_and_stderr_are_tagged_in_the_file_and_the_json_copy(home: Path, stdout_pipe: PipeReader) -> None:
