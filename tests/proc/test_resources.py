@@ -96,9 +96,11 @@ def test_cpu_seconds_keep_reaped_children(
     parent = start(procs, code)
     wait_for(done.exists, timeout=30, describe="the CPU burning child never finished")
     assert psutil.Process(parent.pid).children() == []
+    times = psutil.Process(parent.pid).cpu_times()
     usage = sampler.sample(parent.pid)
     assert usage is not None
-    assert usage.cpu_seconds >= 0.1
+    # the child is gone, yet its 0.1 s of CPU still counts on top of the parent's own
+    assert usage.cpu_seconds >= times.user + times.system + 0.1
 
 
 def test_a_gone_pid_samples_as_none(sampler: ResourceSampler, procs: list[subprocess.Popen[bytes]]) -> None:
