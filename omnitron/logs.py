@@ -83,6 +83,25 @@ def configure_logging(*, level: str, fmt: Literal["auto", "console", "json"], wr
         cache_logger_on_first_use=True,
     )
     writer.set_drop_notice(_drop_notice(render))
+    _route_stdlib_logging(_LEVELS.get(level, logging.INFO))
+
+
+class _StructlogHandler(logging.Handler):
+    """Sends stdlib `logging` records (asyncio, uvicorn) through structlog, so they share the format and stream."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields: dict[str, object] = {"logger": record.name}
+        if record.exc_info:
+            fields["exc_info"] = record.exc_info
+        structlog.get_logger().log(record.levelno, record.getMessage(), **fields)
+
+
+def _route_stdlib_logging(level: int) -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _StructlogHandler)]:
+        root.removeHandler(handler)
+    root.addHandler(_StructlogHandler())
+    root.setLevel(level)
 
 
 def _drop_notice(render: Renderer) -> Callable[[int], bytes]:

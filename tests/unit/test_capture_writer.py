@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -178,3 +179,24 @@ def test_drop_notice_follows_the_json_format(pipe: tuple[int, int], reset_struct
     os.close(write_fd)
     docs = [json.loads(line) for line in read_until_eof(read_fd).splitlines() if line.startswith(b"{")]
     assert [d["dropped_lines"] for d in docs if d.get("event") == "stdout_lines_dropped"] == [dropped]
+
+
+def test_stdlib_logging_records_share_the_json_stream(pipe: tuple[int, int], reset_structlog: None) -> None:
+    read_fd, write_fd = pipe
+    writer = StdoutWriter(write_fd)
+    writer.start()
+    root_level = logging.getLogger().level
+    configure_logging(level="info", fmt="json", writer=writer)
+    configure_logging(level="info", fmt="json", writer=writer)  # a second call must not double every record
+    try:
+        logging.getLogger("asyncio").warning("task %s failed", "t1")
+        logging.getLogger("uvicorn").debug("not shown")
+    finally:
+        for handler in logging.getLogger().handlers[:]:
+            if type(handler).__module__ == "omnitron.logs":
+                logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(root_level)
+    writer.close()
+    os.close(write_fd)
+    docs = [json.loads(line) for line in read_until_eof(read_fd).splitlines()]
+    assert [(d["level"], d["event"], d["logger"]) for d in docs] == [("warning", "task t1 failed", "asyncio")]
