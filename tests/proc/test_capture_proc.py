@@ -22,7 +22,7 @@ from omnitron.config.model import LogsConfig
 from omnitron.logfile import parse_line, rotated_path
 from omnitron.paths import Home
 from omnitron.stdout_writer import StdoutWriter
-from tests.helpers import APPS, app_script, await_for
+from tests.helpers import APPS, app_script, await_for, python
 
 pytestmark = pytest.mark.anyio
 BIG = LogsConfig(max_size=1024 * 1024, keep=50)
@@ -290,3 +290,35 @@ async def test_follow_continues_across_rotations_without_losing_lines(home: Path
         proc.wait()
         reader.finish()
         writer.close()
+
+
+async def test_a_cancelled_pump_still_writes_the_unfinished_line(home: Path) -> None:
+    writer = StdoutWriter(os.open(os.devnull, os.O_WRONLY))
+    output = make_router(home, writer).open_instance("api", 0, None)
+    path = Home(home).instance_log("api", 0)
+    code = "import os, time; os.write(1, b'READY\\npartial'); time.sleep(60)"
+    async with await anyio.open_process(python(code)) as proc:
+        assert proc.stdout is not None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(output.pump, proc.stdout, "stdout")
+            await await_for(lambda: b"READY" in path.read_bytes(), describe=lambda: repr(path.read_bytes()))
+            tg.cancel_scope.cancel()
+        proc.kill()
+    output.close()
+    writer.close()
+    assert [parse_line(x).line for x in stored_lines(path)] == [b"READY", b"partial"]
+
+
+async def test_an_old_and_a_new_process_of_one_instance_share_its_file(home: Path) -> None:
+    writer = StdoutWriter(os.open(os.devnull, os.O_WRONLY))
+    router = make_router(home, writer)
+    logs = LogsConfig(max_size=2048, keep=100)
+    old = router.open_instance("api", 0, logs)
+    new = router.open_instance("api", 0, logs)  # restarted while the old pipes still drain
+    await run_captured(old, "count", 100, 20)
+    old.close()
+    await run_captured(new, "count", 100, 20)
+    new.close()
+    writer.close()
+    lines = [parse_line(x).line for x in stored_lines(Home(home).instance_log("api", 0))]
+    assert numbers(lines) == list(range(100)) * 2
