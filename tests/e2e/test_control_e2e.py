@@ -247,6 +247,30 @@ def test_the_control_socket_is_private(daemon: Daemon) -> None:
     assert stat.S_IMODE(daemon.home.stat().st_mode) == 0o700
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_another_user_cannot_connect(daemon: Daemon) -> None:
+    path = str(daemon.home / "omnitron.sock")
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child, which only ever leaves through os._exit
+        code = 3
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)  # nobody
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as peer:
+                peer.connect(path)
+            code = 1
+        except PermissionError:
+            code = 0
+        except OSError:
+            code = 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "another user connected, or failed for another reason"
+    assert daemon.cli("status").returncode == 0
+
+
 def _health_port(daemon: Daemon) -> int:
     port = json.loads((daemon.home / "state.json").read_text())["health_port"]
     assert isinstance(port, int) and port > 0
