@@ -83,7 +83,8 @@ def configure_logging(*, level: str, fmt: Literal["auto", "console", "json"], wr
         cache_logger_on_first_use=True,
     )
     writer.set_drop_notice(_drop_notice(render))
-    _route_stdlib_logging(_LEVELS.get(level, logging.INFO))
+    # Libraries' info chatter ("Started server process") is not the daemon's events: only warnings and up.
+    _route_stdlib_logging(max(_LEVELS.get(level, logging.INFO), logging.WARNING) if level != "debug" else logging.DEBUG)
 
 
 class _StructlogHandler(logging.Handler):
