@@ -33,7 +33,7 @@ def http_app(tmp_path: Path) -> Iterator[HttpApp]:
     argv = app_script("http_app.py", "--port", 0, "--port-file", port_file, "--fail-file", fail_file)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     try:
-        wait_for(port_file.exists, timeout=10, describe=lambda: f"http_app exit code {proc.poll()}")
+        wait_for(port_file.exists, timeout=30, describe=lambda: f"http_app exit code {proc.poll()}")
         yield HttpApp(proc, int(port_file.read_text()), fail_file)
     finally:
         proc.kill()
@@ -41,7 +41,7 @@ def http_app(tmp_path: Path) -> Iterator[HttpApp]:
 
 
 def probe_for(
-    *, timeout: float = 2.0, port: int | None = None, env: dict[str, str] | None = None, cwd: str = ".", **kind: object
+    *, timeout: float = 10.0, port: int | None = None, env: dict[str, str] | None = None, cwd: str = ".", **kind: object
 ) -> Probe:
     config = HealthConfig.model_validate({**kind, "timeout": timeout})
     return make_probe(config, port=port, instance=0, env=env if env is not None else dict(os.environ), cwd=cwd)
@@ -162,10 +162,10 @@ def is_gone(pid: int) -> bool:
 
 async def test_exec_probe_timeout_kills_the_whole_group(tmp_path: Path) -> None:
     pid_file = tmp_path / "grandchild.pid"
-    # sh starts in milliseconds, so the background sleep exists long before the 1 s timeout
+    # sh starts in milliseconds, so the background sleep exists long before the 2 s timeout
     script = f"sleep 60 & echo $! > {pid_file}.tmp && mv {pid_file}.tmp {pid_file}; wait"
-    result = await probe_for(exec=["/bin/sh", "-c", script], timeout=1.0).check()
-    assert result == ProbeResult(False, "timeout after 1.0s")
+    result = await probe_for(exec=["/bin/sh", "-c", script], timeout=2.0).check()
+    assert result == ProbeResult(False, "timeout after 2.0s")
     assert pid_file.exists(), "the probe command did not start its background process within the timeout"
     grandchild = int(pid_file.read_text())
     await await_for(lambda: is_gone(grandchild), timeout=10, describe=f"grandchild {grandchild} still alive")
@@ -203,7 +203,7 @@ def test_http_app_exits_on_sigterm(tmp_path: Path) -> None:
         app_script("http_app.py", "--port-file", port_file), stdout=subprocess.DEVNULL, env={**os.environ, "PORT": "0"}
     )
     try:
-        wait_for(port_file.exists, timeout=10, describe="http_app did not write its port")
+        wait_for(port_file.exists, timeout=30, describe="http_app did not write its port")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
@@ -259,5 +259,5 @@ async def test_https_probe_accepts_a_self_signed_certificate(tmp_path: Path) -> 
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(anyio.to_thread.run_sync, answer)
-            result = await probe_for(http=f"https://127.0.0.1:{port}/health", timeout=5).check()
+            result = await probe_for(http=f"https://127.0.0.1:{port}/health").check()
     assert result == ProbeResult(True)
