@@ -34,7 +34,8 @@ class Row:
     has_ratio: bool = True
 
     def label(self) -> str:
-        return f"{TITLES[self.scenario]}, {self.case}: {self.metric} ({self.unit})"
+        unit = f" ({self.unit})" if self.unit else ""
+        return f"{TITLES[self.scenario]}, {self.case}: {self.metric}{unit}"
 
 
 @dataclass
@@ -136,8 +137,9 @@ def machine() -> dict[str, str]:
 
 
 def _git_head() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30,
-                          cwd=Path(__file__).parent)
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30, cwd=Path(__file__).parent
+    )
     return done.stdout.strip() or "?"
 
 
@@ -175,11 +177,26 @@ def to_json(results: Results, mode: str) -> str:
     rows = []
     for row, cells in results.rows.items():
         for supervisor, cell in cells.items():
-            rows.append({
-                "scenario": row.scenario, "case": row.case, "metric": row.metric, "unit": row.unit,
-                "supervisor": supervisor, "values": cell.values, "median": cell.median(),
-                "ratio_to_raw": results.ratio(row, supervisor), "text": cell.text, "error": cell.error,
-            })
-    document = {"mode": mode, "started_at": results.started, "machine": machine(), "versions": results.versions,
-                "unavailable": results.unavailable, "rows": rows}
+            rows.append(
+                {
+                    "scenario": row.scenario,
+                    "case": row.case,
+                    "metric": row.metric,
+                    "unit": row.unit,
+                    "supervisor": supervisor,
+                    "values": cell.values,
+                    "median": cell.median(),
+                    "ratio_to_raw": results.ratio(row, supervisor),
+                    "text": cell.text,
+                    "error": cell.error,
+                }
+            )
+    document = {
+        "mode": mode,
+        "started_at": results.started,
+        "machine": machine(),
+        "versions": results.versions,
+        "unavailable": results.unavailable,
+        "rows": rows,
+    }
     return json.dumps(document, indent=1)

@@ -45,9 +45,8 @@ LIFECYCLE = {"cold_start", "idle", "status", "shutdown"}
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="omnitron benchmarks (see bench/README.md)")
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="small sizes and short windows (under 2 minutes)")
-    size.add_argument("--n-small", action="store_true", help="tiny sizes, one run each: a smoke test of the harness")
+    parser.add_argument("--quick", action="store_true", help="small sizes and short windows (under 2 minutes)")
+    parser.add_argument("--n-small", action="store_true", help="tiny sizes, one run each (wins over --quick)")
     parser.add_argument("--only", default=",".join(ORDER), help=f"comma-separated scenarios from {','.join(ORDER)}")
     parser.add_argument("--supervisors", default="", help="comma-separated names (default: all that can run here)")
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="where latest.md and latest.json go")
@@ -87,8 +86,8 @@ def ensure_peers(args: argparse.Namespace) -> None:
 def main() -> int:
     args = parse_args()
     only = {s for s in args.only.split(",") if s}
-    if only - set(ORDER):
-        sys.exit(f"bench/run.py: unknown scenario {', '.join(sorted(only - set(ORDER)))}; choose from {','.join(ORDER)}")
+    if unknown := sorted(only - set(ORDER)):
+        sys.exit(f"bench/run.py: unknown scenario {', '.join(unknown)}; choose from {','.join(ORDER)}")
     settings = Settings.tiny() if args.n_small else Settings.quick() if args.quick else Settings.full()
     mode = "n-small" if args.n_small else "quick" if args.quick else "full"
     ensure_peers(args)
@@ -100,9 +99,11 @@ def main() -> int:
             begun = time.monotonic()
             if only & LIFECYCLE:
                 lifecycle.run(peer, settings, only, results, tracker)
+                print(f"bench: {peer.name} lifecycle {time.monotonic() - begun:.0f}s", file=sys.stderr)  # noqa: T201
             for name, step in STEPS.items():
                 if name in only:
                     step(peer, settings, results, tracker)
+                    print(f"bench: {peer.name} {name} {time.monotonic() - begun:.0f}s", file=sys.stderr)  # noqa: T201
             print(f"bench: {peer.name} done in {time.monotonic() - begun:.0f}s", file=sys.stderr)  # noqa: T201
     finally:
         tracker.kill_all()

@@ -45,8 +45,14 @@ class Circus(Peer):
         config = wd / "circus.ini"
         # circus has no SIGCHLD handler: it notices deaths only when check_delay's periodic callback runs.
         check_delay = 0.1 if app.variant == "min" else 1.0
-        text = CONFIG.format(wd=wd, name=app.name, cmd=app.argv[0], args=shlex.join(app.argv[1:]),
-                             instances=app.instances, check_delay=check_delay)
+        text = CONFIG.format(
+            wd=wd,
+            name=app.name,
+            cmd=app.argv[0],
+            args=shlex.join(app.argv[1:]),
+            instances=app.instances,
+            check_delay=check_delay,
+        )
         config.write_text(text)
         return Launch([str(venv_tool("circusd")), str(config)], stdout=wd / "daemon.out")
 

@@ -22,7 +22,8 @@ class Honcho(Peer):
     def launch(self, wd: Path, app: AppSpec) -> Launch:
         procfile = wd / "Procfile"
         procfile.write_text(f"{app.name}: {shlex.join(app.argv)}\n")
-        argv = [str(venv_tool("honcho")), "start", "-f", str(procfile), "-d", str(wd), "-c", f"{app.name}={app.instances}"]
+        argv = [str(venv_tool("honcho")), "start", "-f", str(procfile), "-d", str(wd)]
+        argv += ["-c", f"{app.name}={app.instances}"]
         # honcho's only log is its own stdout (prefixed lines), so that file is the log.
         return Launch(argv, stdout=wd / "honcho.out")
 

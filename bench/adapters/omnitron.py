@@ -88,4 +88,3 @@ class Omnitron(Peer):
 
     def settle_s(self, variant: str) -> float:
         return 0.5 if variant == "min" else 1.5  # past min_uptime (100ms tuned, 1s by default)
-

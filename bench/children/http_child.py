@@ -1,4 +1,4 @@
-"""Bench child (probe target): serves 200 on every GET and HEAD at 127.0.0.1:$PORT, announcing itself once it listens."""
+"""Bench child (probe target): serves 200 to GET and HEAD on 127.0.0.1:$PORT, announcing itself once it listens."""
 
 from __future__ import annotations
 

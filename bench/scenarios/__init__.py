@@ -34,24 +34,67 @@ class Settings:
     crash_window_s: float
     probe_n: int
     probe_window_s: float
+    settle_s: float  # after all children are alive, before a window: lets start-up work finish
 
     @classmethod
     def full(cls) -> Settings:
-        return cls(runs=5, cold_ns=(10, 100, 1000), idle_ns=(100, 1000), idle_window_s=20.0, idle_runs=2,
-                   status_ns=(10, 100, 1000), status_calls=10, shutdown_ns=(10, 100), restart_kills=7,
-                   log_lines=1_000_000, log_runs=3, crash_window_s=10.0, probe_n=200, probe_window_s=20.0)
+        return cls(
+            runs=5,
+            cold_ns=(10, 100, 1000),
+            idle_ns=(100, 1000),
+            idle_window_s=20.0,
+            idle_runs=2,
+            status_ns=(10, 100, 1000),
+            status_calls=10,
+            shutdown_ns=(10, 100),
+            restart_kills=7,
+            log_lines=1_000_000,
+            log_runs=3,
+            crash_window_s=10.0,
+            probe_n=200,
+            probe_window_s=20.0,
+            settle_s=2.0,
+        )
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls(runs=2, cold_ns=(10, 100), idle_ns=(100,), idle_window_s=3.0, idle_runs=1,
-                   status_ns=(10, 100), status_calls=5, shutdown_ns=(10, 100), restart_kills=3,
-                   log_lines=100_000, log_runs=1, crash_window_s=4.0, probe_n=50, probe_window_s=3.0)
+        return cls(
+            runs=2,
+            cold_ns=(10, 100),
+            idle_ns=(100,),
+            idle_window_s=2.0,
+            idle_runs=1,
+            status_ns=(10, 100),
+            status_calls=3,
+            shutdown_ns=(10, 100),
+            restart_kills=2,
+            log_lines=100_000,
+            log_runs=1,
+            crash_window_s=3.0,
+            probe_n=20,
+            probe_window_s=2.0,
+            settle_s=1.0,
+        )
 
     @classmethod
     def tiny(cls) -> Settings:
-        return cls(runs=1, cold_ns=(5,), idle_ns=(5,), idle_window_s=1.0, idle_runs=1, status_ns=(5,),
-                   status_calls=2, shutdown_ns=(5,), restart_kills=1, log_lines=10_000, log_runs=1,
-                   crash_window_s=2.0, probe_n=3, probe_window_s=1.0)
+        return cls(
+            runs=1,
+            cold_ns=(5,),
+            idle_ns=(5,),
+            idle_window_s=0.5,
+            idle_runs=1,
+            status_ns=(5,),
+            status_calls=2,
+            shutdown_ns=(5,),
+            restart_kills=1,
+            log_lines=10_000,
+            log_runs=1,
+            crash_window_s=1.5,
+            probe_n=3,
+            probe_window_s=0.5,
+            settle_s=0.3,
+        )
 
 
 def start_timeout(n: int) -> float:
@@ -95,8 +138,12 @@ class Session:
         victims = tree(self.pid)
         started = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: True if all(is_gone(p) for p in victims) else None, timeout=timeout, interval=0.001,
-                 what=f"{self.peer.name} and its children to exit after SIGTERM")
+        wait_for(
+            lambda: True if all(is_gone(p) for p in victims) else None,
+            timeout=timeout,
+            interval=0.001,
+            what=f"{self.peer.name} and its children to exit after SIGTERM",
+        )
         elapsed = time.monotonic() - started
         self.proc.wait(timeout=timeout)
         return elapsed
@@ -110,8 +157,16 @@ def _tail(path: Path) -> str:
 
 
 @contextmanager
-def open_session(peer: Peer, tracker: Tracker, script: str, instances: int, *args: object,
-                 variant: str = "default", port: int | None = None, http_probe: bool = False) -> Iterator[Session]:
+def open_session(
+    peer: Peer,
+    tracker: Tracker,
+    script: str,
+    instances: int,
+    *args: object,
+    variant: str = "default",
+    port: int | None = None,
+    http_probe: bool = False,
+) -> Iterator[Session]:
     """Launch `peer` supervising `instances` copies of bench/children/`script`; kill its whole tree on the way out."""
     with workdir(peer.name) as wd:
         ready = ReadyDir(wd / "ready")

@@ -11,11 +11,9 @@ import subprocess
 import time
 
 from bench.adapters import Peer
-from bench.harness import BenchError, Tracker, cpu_seconds, memory
+from bench.harness import BenchError, CpuMeter, Tracker, memory
 from bench.report import Results, Row
 from bench.scenarios import Session, Settings, open_session
-
-SETTLE_S = 2.0  # lets start-up work finish (min_uptime timers, first state writes) before the idle window
 
 
 def cold_row(n: int) -> Row:
@@ -24,8 +22,11 @@ def cold_row(n: int) -> Row:
 
 def idle_rows(n: int) -> tuple[Row, Row, Row]:
     case = f"N={n}"
-    return (Row("idle", case, "daemon CPU", "% of a core", has_ratio=False),
-            Row("idle", case, "daemon RSS", "MiB"), Row("idle", case, "daemon PSS", "MiB"))
+    return (
+        Row("idle", case, "daemon CPU", "% of a core", has_ratio=False),
+        Row("idle", case, "daemon RSS", "MiB"),
+        Row("idle", case, "daemon PSS", "MiB"),
+    )
 
 
 def status_row(n: int) -> Row:
@@ -38,8 +39,12 @@ def shutdown_row(n: int) -> Row:
 
 def sizes(settings: Settings, only: set[str]) -> list[int]:
     chosen: set[int] = set()
-    for name, ns in (("cold_start", settings.cold_ns), ("idle", settings.idle_ns),
-                     ("status", settings.status_ns), ("shutdown", settings.shutdown_ns)):
+    for name, ns in (
+        ("cold_start", settings.cold_ns),
+        ("idle", settings.idle_ns),
+        ("status", settings.status_ns),
+        ("shutdown", settings.shutdown_ns),
+    ):
         if name in only:
             chosen.update(ns)
     return sorted(chosen)
@@ -70,15 +75,16 @@ def rows_for(n: int, settings: Settings, only: set[str]) -> list[Row]:
     return rows
 
 
-def one_session(peer: Peer, n: int, index: int, settings: Settings, only: set[str], results: Results,
-                tracker: Tracker) -> None:
+def one_session(
+    peer: Peer, n: int, index: int, settings: Settings, only: set[str], results: Results, tracker: Tracker
+) -> None:
     name = peer.name
     with open_session(peer, tracker, "idle.py", n) as session:
         stamps = session.wait_children(n)
         if "cold_start" in only and n in settings.cold_ns:
             results.add(cold_row(n), name, (max(stamps.values()) - session.launched_at) * 1000)
         if "idle" in only and n in settings.idle_ns and index < settings.idle_runs:
-            measure_idle(session, n, settings.idle_window_s, results)
+            measure_idle(session, n, settings, results)
         if "status" in only and n in settings.status_ns and "status" in peer.supports:
             for _ in range(settings.status_calls):
                 results.add(status_row(n), name, time_status(session) * 1000)
@@ -86,12 +92,12 @@ def one_session(peer: Peer, n: int, index: int, settings: Settings, only: set[st
             results.add(shutdown_row(n), name, session.terminate() * 1000)
 
 
-def measure_idle(session: Session, n: int, window_s: float, results: Results) -> None:
-    time.sleep(SETTLE_S)
+def measure_idle(session: Session, n: int, settings: Settings, results: Results) -> None:
+    time.sleep(settings.settle_s)
     session.check_alive()
-    before, started = cpu_seconds(session.pid), time.monotonic()
-    time.sleep(window_s)  # the measurement window itself, not a wait for an event
-    used, elapsed = cpu_seconds(session.pid) - before, time.monotonic() - started
+    meter, started = CpuMeter(session.pid), time.monotonic()
+    time.sleep(settings.idle_window_s)  # the measurement window itself, not a wait for an event
+    used, elapsed = meter.used(), time.monotonic() - started
     session.check_alive()
     if session.ready.count() != n:
         raise BenchError(f"children died or restarted during the idle window ({session.ready.count()} starts)")

@@ -8,13 +8,12 @@ import time
 from pathlib import Path
 
 from bench.adapters import Peer
-from bench.harness import BENCH, BenchError, Launch, Tracker, cpu_seconds, free_port_block
+from bench.harness import BENCH, BenchError, CpuMeter, Launch, Tracker, free_port_block
 from bench.report import Results, Row
 from bench.scenarios import Session, Settings, open_session
 
 LINE = re.compile(rb"spew (\d{12}) x{21}")
 STALL_S = 15.0  # no new line for this long: the rest is lost
-SETTLE_S = 2.0
 
 
 class LineCounter:
@@ -46,8 +45,11 @@ def distinct_lines(paths: list[Path]) -> int:
 
 def log_rows(lines: int) -> tuple[Row, Row, Row]:
     case = f"{lines:,} lines"
-    return (Row("logs", case, "rate", "lines/s"), Row("logs", case, "time", "ms"),
-            Row("logs", case, "lines lost", "count", has_ratio=False))
+    return (
+        Row("logs", case, "rate", "lines/s"),
+        Row("logs", case, "time", "ms"),
+        Row("logs", case, "lines lost", "count", has_ratio=False),
+    )
 
 
 def run_logs(peer: Peer, settings: Settings, results: Results, tracker: Tracker) -> None:
@@ -84,8 +86,10 @@ def spew_once(session: Session, lines: int) -> tuple[float, int]:
 
 
 def probe_rows(n: int) -> tuple[Row, Row]:
-    return (Row("probe", f"N={n}, HTTP every 1 s", "daemon CPU", "% of a core"),
-            Row("probe", f"N={n}, no probes", "daemon CPU", "% of a core", has_ratio=False))
+    return (
+        Row("probe", f"N={n}, HTTP every 1 s", "daemon CPU", "% of a core"),
+        Row("probe", f"N={n}, no probes", "daemon CPU", "% of a core", has_ratio=False),
+    )
 
 
 def run_probe(peer: Peer, settings: Settings, results: Results, tracker: Tracker) -> None:
@@ -110,9 +114,9 @@ def probe_cpu(peer: Peer, settings: Settings, tracker: Tracker, probing: bool) -
         if peer.name == "raw" and probing:
             argv = [sys.executable, str(BENCH / "raw_prober.py"), str(port), str(n), "1"]
             pids.append(tracker.start(Launch(argv), cwd=session.wd).pid)
-        time.sleep(SETTLE_S)
+        time.sleep(settings.settle_s)
         session.check_alive()
-        before, started = sum(cpu_seconds(pid) for pid in pids), time.monotonic()
+        meters, started = [CpuMeter(pid) for pid in pids], time.monotonic()
         time.sleep(settings.probe_window_s)  # the measurement window itself
-        used = sum(cpu_seconds(pid) for pid in pids) - before
+        used = sum(meter.used() for meter in meters)
         return 100 * used / (time.monotonic() - started)

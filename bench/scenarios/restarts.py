@@ -52,7 +52,8 @@ def kill_one(session: Session, variant: str) -> float:
 def crash_rows(window_s: float) -> tuple[Row, Row]:
     case = f"{window_s:g} s"
     return Row("crash_loop", case, "starts", "count", has_ratio=False), Row(
-        "crash_loop", case, "state at the end", "", has_ratio=False)
+        "crash_loop", case, "state at the end", "", has_ratio=False
+    )
 
 
 def run_crash_loop(peer: Peer, settings: Settings, results: Results, tracker: Tracker) -> None:
