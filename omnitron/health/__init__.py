@@ -1,1 +1,1 @@
-"""Health: probes for app instances (probes.py) and the daemon's HTTP endpoints (app.py, server.py)."""
+"""Health: per-instance readiness/liveness probes (probes.py) and the health port's routes (app.py)."""

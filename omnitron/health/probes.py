@@ -14,6 +14,7 @@ from anyio.abc import ByteReceiveStream, ByteStream
 
 from omnitron.config.interpolate import InterpolationError, interpolate
 from omnitron.config.model import HealthConfig
+from omnitron.spawn import spawn
 
 LOCALHOST: Final = "127.0.0.1"
 # Enough for any sane status line plus headers; the body is never read.
@@ -287,8 +288,6 @@ class ExecProbe:
         return f"<ExecProbe {self.argv[0]!r}>"
 
     async def check(self) -> ProbeResult:
-        from omnitron.spawn import spawn
-
         try:
             child = spawn(self.argv, env=self._env, cwd=self._cwd)
         except FileNotFoundError:
