@@ -240,8 +240,7 @@ class Daemon:
         while True:
             result = await probe.check()
             verdict = tracker.record(result, anyio.current_time())
-            if verdict.healthy is not None:
-                instance.set_health(verdict.healthy, verdict.last_error)
+            instance.set_health(verdict.healthy, verdict.last_error)
             if verdict.should_restart:
                 log.warning("probe_failed", app=app.name, instance=instance.index, error=verdict.last_error)
                 instance.request_restart("probe")

@@ -308,10 +308,10 @@ class Instance:
             # STARTING -> RUNNING: alive for min_uptime, a successful start; the failure count resets
             self._transition(S.RUNNING, reason=f"up for {self.app.min_uptime:g}s")
 
-    def set_health(self, healthy: bool, error: str | None) -> None:
-        """Called by the probe loop; a change is an event others (readiness, dependents) wake on."""
+    def set_health(self, healthy: bool | None, error: str | None) -> None:
+        """Called by the probe loop (None: no verdict yet); a change wakes readiness and dependents."""
         self.last_probe_error = error
-        if healthy != self.healthy:
+        if healthy is not None and healthy != self.healthy:
             self.healthy = healthy
             log.info("health_changed", app=self.app.name, instance=self.index, healthy=healthy, error=error)
             self._services.history.record("health", self.app.name, self.index, healthy=healthy, reason=error)

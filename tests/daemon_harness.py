@@ -84,8 +84,12 @@ class Daemon:
 
     def wait_started(self, timeout: float = 15) -> Daemon:
         """Until the daemon serves its socket and has written its health port."""
-        wait_for(lambda: (self.home / "omnitron.sock").exists() and self.state().get("health_port")
-                 or self.proc.poll() is not None, timeout=timeout, describe=self.describe)
+        def serving() -> bool:
+            # state.json may still be a previous daemon's: only ours (PID 1 in a PID namespace) counts
+            ours = self.state().get("pid") in (self.proc.pid, 1)
+            return ours and bool(self.state().get("health_port")) and (self.home / "omnitron.sock").exists()
+
+        wait_for(lambda: serving() or self.proc.poll() is not None, timeout=timeout, describe=self.describe)
         assert self.proc.poll() is None, f"daemon exited with {self.proc.returncode}: {self.describe()}"
         return self
 

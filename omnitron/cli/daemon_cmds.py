@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,8 @@ def _up_detached(config: str | None) -> int:
             f"an omnitron daemon (PID {read_pid(home.pidfile)}) is already running for home {home.root}",
             "use `omnitron status`, or `omnitron down` first",
         )
+    import subprocess
+
     log_path = home.daemon_log
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     start_offset = os.lseek(log_fd, 0, os.SEEK_END)
@@ -89,7 +90,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     pid = read_pid(home.pidfile)
     ControlClient(home).request("POST", "/v1/shutdown", timeout=5.0)
     deadline = time.monotonic() + args.timeout
-    while is_locked(home.pidfile):
+    while is_locked(home.pidfile) or (pid is not None and _is_alive(pid)):
         if time.monotonic() >= deadline:
             raise OmnitronError(
                 f"the daemon (PID {pid}) is still shutting down after {args.timeout:g}s",
@@ -98,6 +99,16 @@ def cmd_down(args: argparse.Namespace) -> int:
         time.sleep(_POLL_S)
     print(f"omnitron daemon stopped (PID {pid})")
     return ExitCode.OK
+
+
+def _is_alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (the daemon is not our child, so we cannot wait on it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
