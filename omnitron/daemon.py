@@ -27,8 +27,8 @@ from omnitron.reaper import become_subreaper, reap_orphans
 from omnitron.recovery import stop_survivors
 from omnitron.resources import ResourceSampler
 from omnitron.snapshot import DaemonSnapshot
-from omnitron.states import AppState
 from omnitron.statefile import read_state, write_state
+from omnitron.states import AppState
 from omnitron.stdout_writer import StdoutWriter
 from omnitron.supervisor import Supervisor
 

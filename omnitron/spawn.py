@@ -14,8 +14,8 @@ from typing import Final
 
 import anyio
 import psutil
-from anyio.abc import ByteReceiveStream
 from anyio import EndOfStream
+from anyio.abc import ByteReceiveStream
 
 READ_CHUNK: Final = 256 * 1024
 

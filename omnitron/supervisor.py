@@ -64,7 +64,8 @@ class Supervisor:
             while not predicate():
                 await self._changed.wait()
             return
-        raise OmnitronError(f"timed out after {timeout_s:g}s: {describe()}", "see `omnitron status` and `omnitron logs`")
+        raise OmnitronError(f"timed out after {timeout_s:g}s: {describe()}",
+                            "see `omnitron status` and `omnitron logs`")
 
     def all_instances(self) -> list[Instance]:
         return [i for group in self.instances.values() for i in group]
@@ -98,8 +99,7 @@ class Supervisor:
         if condition == "completed":
             return all(i.state is S.COMPLETED for i in group)
         if condition == "healthy":
-            return all(i.state is S.RUNNING and i.healthy is not False and
-                       (i.healthy or i.app.health is None) for i in group)
+            return all(i.state is S.RUNNING and (i.healthy is True or i.app.health is None) for i in group)
         # "started" means a successful start: alive for min_uptime (or already done)
         return all(i.state in (S.RUNNING, S.COMPLETED) for i in group)
 

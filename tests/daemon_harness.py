@@ -45,7 +45,7 @@ class Daemon:
         self.config = config
         self.home = home
         self.out_path = home.parent / f"daemon-{len(list(home.parent.glob('daemon-*.out')))}.out"
-        self._out = open(self.out_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._out = open(self.out_path, "wb")
         full_env = {**os.environ, "OMNITRON_HOME": str(home), "OMNITRON_LOG_FORMAT": "json", **(env or {})}
         self.proc = subprocess.Popen(
             [*(argv_prefix or []), *OMNITRON, "up", "--foreground", "-c", str(config)],
@@ -93,7 +93,9 @@ class Daemon:
         assert self.proc.poll() is None, f"daemon exited with {self.proc.returncode}: {self.describe()}"
         return self
 
-    def wait_states(self, app: str, *states: str, count: int | None = None, timeout: float = 15) -> list[dict[str, Any]]:
+    def wait_states(
+        self, app: str, *states: str, count: int | None = None, timeout: float = 15
+    ) -> list[dict[str, Any]]:
         """Until every instance of app is in one of states (and there are `count` of them, if given)."""
         def check() -> list[dict[str, Any]] | None:
             found = self.instances(app)

@@ -43,7 +43,7 @@ def wait_for(
 async def await_for(
     probe: Callable[[], T | None | bool],
     *,
-    timeout: float = 10.0,
+    timeout: float = 10.0,  # noqa: ASYNC109 - the same signature as wait_for, on purpose
     interval: float = 0.02,
     describe: Callable[[], str] | str = "",
 ) -> T:

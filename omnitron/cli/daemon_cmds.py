@@ -63,7 +63,7 @@ def _up_detached(config: str | None) -> int:
         except DaemonNotRunning:
             time.sleep(_POLL_S)
             continue
-        print(f"omnitron daemon started (PID {proc.pid}, home {home.root}, log {log_path})")
+        sys.stdout.write(f"omnitron daemon started (PID {proc.pid}, home {home.root}, log {log_path})\n")
         return ExitCode.OK
     raise OmnitronError(f"the daemon did not answer within {_UP_TIMEOUT_S:g}s", f"see {log_path}")
 
@@ -97,7 +97,7 @@ def cmd_down(args: argparse.Namespace) -> int:
                 "wait, or run `omnitron down` again",
             )
         time.sleep(_POLL_S)
-    print(f"omnitron daemon stopped (PID {pid})")
+    sys.stdout.write(f"omnitron daemon stopped (PID {pid})\n")
     return ExitCode.OK
 
 

@@ -52,5 +52,5 @@ if args.port_file:
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(port))
     os.rename(args.port_file + ".tmp", args.port_file)
-print(f"READY instance={os.environ.get('OMNITRON_INSTANCE')} port={port}", flush=True)  # noqa: T201
+print(f"READY instance={os.environ.get('OMNITRON_INSTANCE')} port={port}", flush=True)
 server.serve_forever()

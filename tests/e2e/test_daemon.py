@@ -306,7 +306,7 @@ def test_depends_on_completed_starts_after_the_job(run_daemon: RunDaemon, tmp_pa
         restart = "never"
     """)
     daemon.wait_states("api", "completed")
-    starts = [e for e in daemon.events("instance_started")]
+    starts = list(daemon.events("instance_started"))
     assert [e["app"] for e in starts] == ["migrate", "api"]
     assert len(order.read_text().split()) == 2
 
