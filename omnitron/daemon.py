@@ -51,6 +51,7 @@ class Daemon:
         self._supervisor: Supervisor | None = None
         self._tg: TaskGroup | None = None
         self._history: History | None = None
+        self._memory_loop_started = False
 
     @property
     def supervisor(self) -> Supervisor:
@@ -61,6 +62,10 @@ class Daemon:
 
     def snapshot(self) -> DaemonSnapshot:
         return snapshot_of(self, self.supervisor, self.sampler)
+
+    def readiness_snapshot(self) -> DaemonSnapshot:
+        """For /readyz, which platforms poll often: states only, no /proc scan."""
+        return snapshot_of(self, self.supervisor, None)
 
     @property
     def uptime_s(self) -> float:
@@ -84,6 +89,7 @@ class Daemon:
             log.warning("daemon_settings_unchanged", reason="[daemon] changes take effect when the daemon restarts")
         report = await self.supervisor.reload(loaded.ecosystem, str(loaded.path))
         self.loaded = LoadedConfig(loaded.path, self.supervisor.ecosystem)
+        self._start_memory_limits_if_needed()
         return report
 
     def request_shutdown(self, exit_code: int = 0) -> None:
@@ -124,7 +130,8 @@ class Daemon:
             self._history = History(self.home.history_db)
             router = OutputRouter(self.home, fmt=resolve_format(settings.log_format, writer.isatty()),
                                   writer=writer, default_logs=settings.logs)
-            health = EmbeddedServer(build_health_app(self.snapshot, lambda: self.shutting_down), health_sock)
+            health_app = build_health_app(self.readiness_snapshot, self.snapshot, lambda: self.shutting_down)
+            health = EmbeddedServer(health_app, health_sock)
             control = EmbeddedServer(build_control_app(self), control_sock)
             services = InstanceServices(open_output=router.open_instance, build_env=self._build_env,
                                         history=self._history, on_change=self._on_change, run_probe=self._run_probe)
@@ -156,8 +163,7 @@ class Daemon:
             tg.start_soon(control.serve)
             tg.start_soon(self._write_state_on_change)
             tg.start_soon(self._sweep_orphans)
-            if any(a.max_memory for a in self.loaded.ecosystem.apps):
-                tg.start_soon(self._enforce_memory_limits)
+            self._start_memory_limits_if_needed()
             self._write_state_now()
             await self.supervisor.start_all()
             await self._shutdown_requested.wait()
@@ -204,6 +210,13 @@ class Daemon:
         while True:
             await anyio.sleep(_REAP_SWEEP_S)
             reap_orphans()
+
+    def _start_memory_limits_if_needed(self) -> None:
+        # No limits, no loop: an idle daemon must not wake up for nothing.
+        if not self._memory_loop_started and any(a.max_memory for a in self.loaded.ecosystem.apps):
+            assert self._tg is not None
+            self._memory_loop_started = True
+            self._tg.start_soon(self._enforce_memory_limits)
 
     async def _enforce_memory_limits(self) -> None:
         while True:

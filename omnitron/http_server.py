@@ -11,6 +11,7 @@ import contextlib
 import socket
 from collections.abc import Generator
 
+import anyio
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -23,9 +24,16 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class EmbeddedServer:
+    """uvicorn's protocol and connection handling, minus its main loop.
+
+    `Server.serve()` wakes every 100 ms to refresh the Date header and check `should_exit`; with two servers
+    that is most of an idle daemon's CPU. Here startup and shutdown are uvicorn's own, and in between we wait
+    on an event: no wake-ups while nobody calls.
+    """
+
     def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
         self.sock = sock
-        config = uvicorn.Config(
+        self._config = uvicorn.Config(
             app,
             log_config=None,
             lifespan="off",
@@ -33,18 +41,30 @@ class EmbeddedServer:
             loop="none",
             http="h11",
             timeout_graceful_shutdown=1,
+            date_header=False,  # kept fresh only by the main loop we do not run
+            server_header=False,
         )
-        self._server = _EmbeddedServer(config)
+        self._server = _EmbeddedServer(self._config)
+        self._stop = anyio.Event()
 
     async def serve(self) -> None:
-        await self._server.serve(sockets=[self.sock])
+        if not self._config.loaded:
+            self._config.load()
+        self._server.lifespan = self._config.lifespan_class(self._config)
+        await self._server.startup(sockets=[self.sock])
+        try:
+            await self._stop.wait()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await self._server.shutdown(sockets=[self.sock])
 
     def stop(self) -> None:
         self._server.should_exit = True
+        self._stop.set()
 
     def force_stop(self) -> None:
-        self._server.should_exit = True
         self._server.force_exit = True
+        self.stop()
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:

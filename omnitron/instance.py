@@ -98,6 +98,8 @@ class Instance:
         self._start_pending = False
         if self.state in (S.STARTING, S.RUNNING, S.BACKOFF):
             self._action, self._action_reason = "stop", reason
+            # history: an asked-for stop is not downtime (uptime counts it apart from crashes)
+            self._services.history.record("stop", self.app.name, self.index, pid=self.pid, reason=reason)
             self._poke()
 
     def request_restart(self, reason: str) -> None:

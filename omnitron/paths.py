@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 
-@dataclass(frozen=True)
 class Home:
-    root: Path
+    """The folder and everything in it. A plain class: a dataclass would import `inspect` on the CLI's hot path."""
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"Home({str(self.root)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Home) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Home:
@@ -54,7 +66,16 @@ class Home:
 
     def ensure(self) -> Home:
         """Create the home and its folders with mode 0700 (umask cannot widen or narrow it)."""
+        from omnitron.errors import OmnitronError
+
         for path in (self.root, self.logs_dir):
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(path, 0o700)
+            try:
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
+                if path.stat().st_mode & 0o777 != 0o700:
+                    os.chmod(path, 0o700)
+            except PermissionError as error:
+                raise OmnitronError(
+                    f"cannot use {path} as OMNITRON_HOME: {error.strerror} (uid {os.getuid()})",
+                    "point OMNITRON_HOME at a folder this user owns, e.g. a subfolder of the mounted volume",
+                ) from None
         return self

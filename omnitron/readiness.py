@@ -33,11 +33,12 @@ def instance_readiness(instance: Instance, waiting_for: str | None) -> tuple[boo
     return False, f"{state}: {instance.reason}"
 
 
-def snapshot_of(daemon: Daemon, supervisor: Supervisor, sampler: ResourceSampler) -> DaemonSnapshot:
+def snapshot_of(daemon: Daemon, supervisor: Supervisor, sampler: ResourceSampler | None) -> DaemonSnapshot:
+    """The whole picture; without a sampler, resource fields are zero (readiness needs none of them)."""
     instances = []
     for instance in supervisor.all_instances():
         pid = instance.pid
-        usage = sampler.sample(pid) if pid is not None else None
+        usage = sampler.sample(pid) if pid is not None and sampler is not None else None
         ready, reason = instance_readiness(instance, supervisor.waiting_for.get(instance.app.name))
         instances.append(
             InstanceSnapshot(

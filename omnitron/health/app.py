@@ -12,14 +12,20 @@ from starlette.routing import Route
 from omnitron.snapshot import DaemonSnapshot
 
 
-def build_health_app(snapshot: Callable[[], DaemonSnapshot], is_shutting_down: Callable[[], bool]) -> Starlette:
+def build_health_app(
+    readiness: Callable[[], DaemonSnapshot],
+    snapshot: Callable[[], DaemonSnapshot],
+    is_shutting_down: Callable[[], bool],
+) -> Starlette:
+    """`readiness` is the cheap snapshot (no resource sampling); `snapshot` the full one for /metrics."""
+
     async def healthz(request: Request) -> Response:
         if is_shutting_down():
             return PlainTextResponse("shutting down\n", status_code=503)
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
-        snap = snapshot()
+        snap = readiness()
         if snap.ready:
             return JSONResponse({"ready": True})
         not_ready = [
