@@ -66,6 +66,8 @@ class Results:
         self.versions: dict[str, str] = {}
         self.unavailable: dict[str, str] = {}
         self.started = time.time()
+        self.load_before = os.getloadavg()
+        self.load_after = self.load_before
 
     def cell(self, row: Row, supervisor: str) -> Cell:
         return self.rows.setdefault(row, {}).setdefault(supervisor, Cell())
@@ -153,6 +155,8 @@ def to_markdown(results: Results, supervisors: list[str], mode: str) -> str:
         "the raw limit measured in the same run (for the log rate, higher is better; everywhere else lower is better).",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}, Python {info['python']}.",
+        f"Load average (1 min) before: {results.load_before[0]:.2f}, after: {results.load_after[0]:.2f}"
+        " (other work on the machine shows up as noise; every ratio compares runs made minutes apart at most).",
         "",
         "Versions: " + ", ".join(f"{name} {version}" for name, version in results.versions.items()) + ".",
         "",

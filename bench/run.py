@@ -27,20 +27,35 @@ import signal  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from functools import partial  # noqa: E402
 
 from bench.adapters import Peer, all_peers  # noqa: E402
 from bench.harness import BENCH, Tracker  # noqa: E402
 from bench.report import ORDER, Results, to_json, to_markdown  # noqa: E402
 from bench.scenarios import Settings, lifecycle, load, restarts  # noqa: E402
 
-Step = Callable[[Peer, Settings, Results, Tracker], None]
-STEPS: dict[str, Step] = {
-    "restart": restarts.run_restart,
-    "logs": load.run_logs,
-    "crash_loop": restarts.run_crash_loop,
-    "probe": load.run_probe,
-}
-LIFECYCLE = {"cold_start", "idle", "status", "shutdown"}
+Step = Callable[[Peer, Results, Tracker], None]
+
+
+def schedule(settings: Settings, only: set[str]) -> list[tuple[str, Step]]:
+    """Every measurement as a step; each step runs on every supervisor in turn before the next step starts,
+    so that raw and each peer are measured minutes apart at most, under the same background load."""
+    steps: list[tuple[str, Step]] = []
+    for n in lifecycle.sizes(settings, only):
+        for rep in range(lifecycle.repetitions(n, settings, only)):
+            step = partial(lifecycle.run_once, n=n, rep=rep, settings=settings, only=only)
+            steps.append((f"lifecycle N={n} #{rep + 1}", step))
+    if "restart" in only:
+        for variant in restarts.VARIANTS:
+            steps.append((f"restart {variant}", partial(restarts.run_restart, variant=variant, settings=settings)))
+    if "logs" in only:
+        steps += [(f"logs #{rep + 1}", partial(load.run_logs, settings=settings)) for rep in range(settings.log_runs)]
+    if "crash_loop" in only:
+        steps.append(("crash loop", partial(restarts.run_crash_loop, settings=settings)))
+    if "probe" in only:
+        for probing in (True, False):
+            steps.append((f"probe {probing=}", partial(load.run_probe, settings=settings, probing=probing)))
+    return steps
 
 
 def parse_args() -> argparse.Namespace:
@@ -79,7 +94,7 @@ def ensure_peers(args: argparse.Namespace) -> None:
     missing_py = wanted & {"supervisord", "circus", "honcho"} and not (BENCH / ".venv" / "bin" / "python").exists()
     missing_js = "pm2" in wanted and not (BENCH / "node_modules" / ".bin" / "pm2-runtime").exists()
     if (missing_py or missing_js) and not args.no_setup:
-        print("bench: installing peers with bench/setup.sh", file=sys.stderr)  # noqa: T201
+        print("bench: installing peers with bench/setup.sh", file=sys.stderr)
         subprocess.run(["bash", str(BENCH / "setup.sh")], check=False)
 
 
@@ -95,23 +110,19 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     peers = choose(args, results)
     try:
-        for peer in peers:
+        for label, step in schedule(settings, only):
             begun = time.monotonic()
-            if only & LIFECYCLE:
-                lifecycle.run(peer, settings, only, results, tracker)
-                print(f"bench: {peer.name} lifecycle {time.monotonic() - begun:.0f}s", file=sys.stderr)  # noqa: T201
-            for name, step in STEPS.items():
-                if name in only:
-                    step(peer, settings, results, tracker)
-                    print(f"bench: {peer.name} {name} {time.monotonic() - begun:.0f}s", file=sys.stderr)  # noqa: T201
-            print(f"bench: {peer.name} done in {time.monotonic() - begun:.0f}s", file=sys.stderr)  # noqa: T201
+            for peer in peers:
+                step(peer, results, tracker)
+            print(f"bench: {label}: {time.monotonic() - begun:.0f}s", file=sys.stderr)
     finally:
         tracker.kill_all()
+    results.load_after = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
     names = [p.name for p in peers]
     (args.out / "latest.md").write_text(to_markdown(results, names, mode))
     (args.out / "latest.json").write_text(to_json(results, mode))
-    print(f"bench: wrote {args.out / 'latest.md'}", file=sys.stderr)  # noqa: T201
+    print(f"bench: wrote {args.out / 'latest.md'}", file=sys.stderr)
     return 0
 
 

@@ -59,7 +59,7 @@ class Settings:
     @classmethod
     def quick(cls) -> Settings:
         return cls(
-            runs=2,
+            runs=1,
             cold_ns=(10, 100),
             idle_ns=(100,),
             idle_window_s=2.0,
@@ -72,8 +72,8 @@ class Settings:
             log_runs=1,
             crash_window_s=3.0,
             probe_n=20,
-            probe_window_s=2.0,
-            settle_s=1.0,
+            probe_window_s=1.5,
+            settle_s=0.7,
         )
 
     @classmethod

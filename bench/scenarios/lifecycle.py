@@ -50,16 +50,25 @@ def sizes(settings: Settings, only: set[str]) -> list[int]:
     return sorted(chosen)
 
 
-def run(peer: Peer, settings: Settings, only: set[str], results: Results, tracker: Tracker) -> None:
-    for n in sizes(settings, only):
-        runs = settings.runs if {"cold_start", "shutdown"} & only else settings.idle_runs
-        for index in range(runs):
-            try:
-                one_session(peer, n, index, settings, only, results, tracker)
-            except BenchError as error:
-                for row in rows_for(n, settings, only):
-                    results.cell(row, peer.name).error = str(error)
-                break
+def repetitions(n: int, settings: Settings, only: set[str]) -> int:
+    timed = {"cold_start": settings.cold_ns, "status": settings.status_ns, "shutdown": settings.shutdown_ns}
+    if any(name in only and n in ns for name, ns in timed.items()):
+        return max(settings.runs, settings.idle_runs if n in settings.idle_ns else 0)
+    return settings.idle_runs
+
+
+def run_once(
+    peer: Peer, results: Results, tracker: Tracker, *, n: int, rep: int, settings: Settings, only: set[str]
+) -> None:
+    """One session of N idle children; after a failure the remaining repetitions for this size are skipped."""
+    rows = rows_for(n, settings, only)
+    if any(results.cell(row, peer.name).error for row in rows):
+        return
+    try:
+        one_session(peer, n, rep, settings, only, results, tracker)
+    except BenchError as error:
+        for row in rows:
+            results.cell(row, peer.name).error = str(error)
 
 
 def rows_for(n: int, settings: Settings, only: set[str]) -> list[Row]:
@@ -81,14 +90,14 @@ def one_session(
     name = peer.name
     with open_session(peer, tracker, "idle.py", n) as session:
         stamps = session.wait_children(n)
-        if "cold_start" in only and n in settings.cold_ns:
+        if "cold_start" in only and n in settings.cold_ns and index < settings.runs:
             results.add(cold_row(n), name, (max(stamps.values()) - session.launched_at) * 1000)
         if "idle" in only and n in settings.idle_ns and index < settings.idle_runs:
             measure_idle(session, n, settings, results)
-        if "status" in only and n in settings.status_ns and "status" in peer.supports:
+        if "status" in only and n in settings.status_ns and "status" in peer.supports and index < settings.runs:
             for _ in range(settings.status_calls):
                 results.add(status_row(n), name, time_status(session) * 1000)
-        if "shutdown" in only and n in settings.shutdown_ns:
+        if "shutdown" in only and n in settings.shutdown_ns and index < settings.runs:
             results.add(shutdown_row(n), name, session.terminate() * 1000)
 
 

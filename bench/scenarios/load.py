@@ -52,18 +52,19 @@ def log_rows(lines: int) -> tuple[Row, Row, Row]:
     )
 
 
-def run_logs(peer: Peer, settings: Settings, results: Results, tracker: Tracker) -> None:
+def run_logs(peer: Peer, results: Results, tracker: Tracker, *, settings: Settings) -> None:
     rate_row, time_row, lost_row = log_rows(settings.log_lines)
-    for _ in range(settings.log_runs):
-        try:
-            with open_session(peer, tracker, "spew.py", 1, settings.log_lines) as session:
-                elapsed, lost = spew_once(session, settings.log_lines)
-        except BenchError as error:
-            results.cell(rate_row, peer.name).error = str(error)
-            return
-        results.add(rate_row, peer.name, settings.log_lines / elapsed)
-        results.add(time_row, peer.name, elapsed * 1000)
-        results.add(lost_row, peer.name, lost)
+    if results.cell(rate_row, peer.name).error:
+        return
+    try:
+        with open_session(peer, tracker, "spew.py", 1, settings.log_lines) as session:
+            elapsed, lost = spew_once(session, settings.log_lines)
+    except BenchError as error:
+        results.cell(rate_row, peer.name).error = str(error)
+        return
+    results.add(rate_row, peer.name, settings.log_lines / elapsed)
+    results.add(time_row, peer.name, elapsed * 1000)
+    results.add(lost_row, peer.name, lost)
 
 
 def spew_once(session: Session, lines: int) -> tuple[float, int]:
@@ -92,16 +93,17 @@ def probe_rows(n: int) -> tuple[Row, Row]:
     )
 
 
-def run_probe(peer: Peer, settings: Settings, results: Results, tracker: Tracker) -> None:
+def run_probe(peer: Peer, results: Results, tracker: Tracker, *, settings: Settings, probing: bool) -> None:
     with_row, without_row = probe_rows(settings.probe_n)
     if peer.name != "raw" and "probe" not in peer.supports:
-        results.cell(with_row, peer.name).text = "no HTTP probes"
+        if probing:
+            results.cell(with_row, peer.name).text = "no HTTP probes"
         return
-    for row, probing in ((with_row, True), (without_row, False)):
-        try:
-            results.add(row, peer.name, probe_cpu(peer, settings, tracker, probing))
-        except BenchError as error:
-            results.cell(row, peer.name).error = str(error)
+    row = with_row if probing else without_row
+    try:
+        results.add(row, peer.name, probe_cpu(peer, settings, tracker, probing))
+    except BenchError as error:
+        results.cell(row, peer.name).error = str(error)
 
 
 def probe_cpu(peer: Peer, settings: Settings, tracker: Tracker, probing: bool) -> float:

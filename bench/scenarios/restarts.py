@@ -19,18 +19,17 @@ def restart_row(variant: str) -> Row:
     return Row("restart", VARIANTS[variant], "latency", "ms")
 
 
-def run_restart(peer: Peer, settings: Settings, results: Results, tracker: Tracker) -> None:
-    for variant in VARIANTS:
-        row = restart_row(variant)
-        if "restart" not in peer.supports:
-            results.cell(row, peer.name).text = "no restarts (one exit stops every process)"
-            continue
-        try:
-            with open_session(peer, tracker, "idle.py", RESTART_N, variant=variant) as session:
-                for _ in range(settings.restart_kills):
-                    results.add(row, peer.name, kill_one(session, variant) * 1000)
-        except BenchError as error:
-            results.cell(row, peer.name).error = str(error)
+def run_restart(peer: Peer, results: Results, tracker: Tracker, *, variant: str, settings: Settings) -> None:
+    row = restart_row(variant)
+    if "restart" not in peer.supports:
+        results.cell(row, peer.name).text = "no restarts (one exit stops every process)"
+        return
+    try:
+        with open_session(peer, tracker, "idle.py", RESTART_N, variant=variant) as session:
+            for _ in range(settings.restart_kills):
+                results.add(row, peer.name, kill_one(session, variant) * 1000)
+    except BenchError as error:
+        results.cell(row, peer.name).error = str(error)
 
 
 def kill_one(session: Session, variant: str) -> float:
@@ -56,7 +55,7 @@ def crash_rows(window_s: float) -> tuple[Row, Row]:
     )
 
 
-def run_crash_loop(peer: Peer, settings: Settings, results: Results, tracker: Tracker) -> None:
+def run_crash_loop(peer: Peer, results: Results, tracker: Tracker, *, settings: Settings) -> None:
     starts_row, state_row = crash_rows(settings.crash_window_s)
     if "crash_loop" not in peer.supports:
         results.cell(starts_row, peer.name).text = "no restarts"
