@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import anyio
 import structlog
@@ -32,7 +32,19 @@ class OutputSink(Protocol):
 
 
 class HistorySink(Protocol):
-    def record(self, kind: str, app: str, instance: int, **fields: object) -> None: ...
+    def record(
+        self,
+        kind: str,
+        app: str,
+        instance: int,
+        *,
+        pid: int | None = None,
+        exit_code: int | None = None,
+        signal: int | None = None,
+        reason: str | None = None,
+        healthy: bool | None = None,
+        at: float | None = None,
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,7 @@ class InstanceServices:
     build_env: Callable[[AppConfig, int], dict[str, str]]  # raises OmnitronError (e.g. a missing secret)
     history: HistorySink
     on_change: Callable[[Instance], None]
-    run_probe: Callable[[Instance], Awaitable[None]] | None = None  # runs while the child lives
+    run_probe: Callable[[Instance], Coroutine[Any, Any, None]] | None = None  # runs while the child lives
 
 
 class Instance:

@@ -51,10 +51,10 @@ async def stop_group(child: ChildProcess, sig: int, kill_timeout_s: float) -> bo
     the group is empty, so its PGID cannot be reused by an unrelated process while we still signal it.
     Shielded: a stop, once begun, finishes even when the caller is cancelled.
     """
+    killed = False
     with anyio.CancelScope(shield=True):
         deadline = anyio.current_time() + kill_timeout_s
         child.send_signal_to_group(sig)
-        killed = False
         with anyio.move_on_after(kill_timeout_s):
             await child.wait_exited()
         if child.exit_code is None:
@@ -66,16 +66,15 @@ async def stop_group(child: ChildProcess, sig: int, kill_timeout_s: float) -> bo
             killed = True
             await _wait_group_empty(child.pid, child.pid, anyio.current_time() + _AFTER_KILL_BOUND_S)
         child.reap()
-        return killed
+    return killed
 
 
 async def clean_up_after_exit(child: ChildProcess, sig: int, kill_timeout_s: float) -> bool:
     """The leader exited on its own: stop whatever it left in its group, then reap it."""
-    with anyio.CancelScope(shield=True):
-        if not group_members(child.pid, exclude=child.pid):
-            child.reap()
-            return False
-        return await stop_group(child, sig, kill_timeout_s)
+    if not group_members(child.pid, exclude=child.pid):
+        child.reap()
+        return False
+    return await stop_group(child, sig, kill_timeout_s)  # shielded itself
 
 
 def kill_group_now(child: ChildProcess) -> None:
