@@ -51,6 +51,8 @@ class Supervisor:
         self.instances: dict[str, list[Instance]] = {}
         self.waiting_for: dict[str, str] = {}  # app -> why it has not been started yet
         self._changed = anyio.Event()
+        self._reconfiguring = anyio.Lock()  # one reload or scale at a time
+        self.is_accepting = True
 
     # --- bookkeeping ------------------------------------------------------------------------------------
 
@@ -117,6 +119,8 @@ class Supervisor:
             self.waiting_for[app.name] = "waiting for " + ", ".join(unmet)
             await self._changed.wait()
         self.waiting_for.pop(app.name, None)
+        if not self.is_accepting:
+            return
         for instance in self.instances.get(app.name, []):
             instance.request_start()
 
@@ -132,23 +136,22 @@ class Supervisor:
 
     async def shutdown(self, timeout_s: float) -> bool:
         """Stop every app in reverse dependency order; False when the bound ran out and groups were SIGKILLed."""
-        clean = True
+        self.is_accepting = False  # nothing starts from here on, not even a dependent whose condition now holds
         with anyio.move_on_after(timeout_s) as scope:
             for layer in reversed(dependency_layers(self.ecosystem.apps)):
                 group = [i for name in layer for i in self.instances.get(name, [])]
                 for instance in group:
                     instance.request_stop("shutdown")
-                await self._wait_until(lambda g=group: all(i.state in RESTING_STATES for i in g),  # type: ignore[misc]
-                                       timeout_s, lambda: "shutdown")
+                while not all(i.state in RESTING_STATES for i in group):
+                    await self._changed.wait()
         if scope.cancelled_caught:
-            clean = False
             self.kill_all()
             with anyio.move_on_after(5):
                 while not all(i.state in RESTING_STATES for i in self.all_instances()):
                     await self._changed.wait()
         for instance in self.all_instances():
             instance.retire()
-        return clean
+        return not scope.cancelled_caught
 
     def kill_all(self) -> None:
         for instance in self.all_instances():
@@ -160,7 +163,12 @@ class Supervisor:
         probe = app.health.start_period + app.health.interval * app.health.failure_threshold if app.health else 0.0
         return app.kill_timeout + app.min_uptime + probe + _ACTION_SLACK_S
 
+    def _check_accepting(self) -> None:
+        if not self.is_accepting:
+            raise OmnitronError("the daemon is shutting down", "wait for it to exit, then start it again")
+
     async def start(self, name: str, index: int | None) -> None:
+        self._check_accepting()
         targets = self.select(name, index)
         self.waiting_for.pop(name, None)
         for instance in targets:
@@ -189,6 +197,7 @@ class Supervisor:
                                self._timeout_for(self.app_config(name)), lambda: describe(targets))
 
     async def restart(self, name: str, index: int | None) -> None:
+        self._check_accepting()
         targets = self.select(name, index)
         for instance in targets:
             await self._restart_one(instance, "operator")
@@ -203,6 +212,11 @@ class Supervisor:
         await self._wait_started([instance])
 
     async def scale(self, name: str, count: int) -> None:
+        self._check_accepting()
+        async with self._reconfiguring:
+            await self._scale(name, count)
+
+    async def _scale(self, name: str, count: int) -> None:
         app = self.app_config(name)
         if count < 0:
             raise UsageError(f"cannot scale {name} to {count}", "give a count of 0 or more")
@@ -224,6 +238,11 @@ class Supervisor:
 
     async def reload(self, new: Ecosystem, config_path: str) -> ReloadReport:
         """Apply only the difference: added apps start, removed stop, changed roll one instance at a time."""
+        self._check_accepting()
+        async with self._reconfiguring:
+            return await self._reload(new, config_path)
+
+    async def _reload(self, new: Ecosystem, config_path: str) -> ReloadReport:
         old = {a.name: a for a in self.ecosystem.apps}
         fresh = {a.name: a for a in new.apps}
         added = [n for n in fresh if n not in old]
@@ -233,7 +252,7 @@ class Supervisor:
         log.info("reload_started", added=added, removed=removed, changed=changed)
         for layer in reversed(dependency_layers([old[n] for n in removed])):
             for name in layer:
-                await self.scale(name, 0)
+                await self._scale(name, 0)
                 self.instances.pop(name, None)
         self.ecosystem = new.model_copy(update={"apps": [fresh[n] if n in fresh else old[n] for n in fresh]})
         for name in changed:
@@ -241,7 +260,7 @@ class Supervisor:
                 await self._restart_one(instance, "reload", fresh[name])
         for name in changed + unchanged:
             if len(self.instances.get(name, [])) != fresh[name].instances:
-                await self.scale(name, fresh[name].instances)
+                await self._scale(name, fresh[name].instances)
         for name in added:
             for index in range(fresh[name].instances):
                 await self._add_instance(fresh[name], index)
