@@ -77,3 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `omnitron logs | head` closed the pipe: not an error.
         sys.stderr.close()
         return ExitCode.OK
+    except Exception as error:  # the last line of defence: one line, not a traceback, unless --debug
+        if args.debug:
+            raise
+        sys.stderr.write(
+            f"omnitron: unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback, "
+            "and report it)\n"
+        )
+        return ExitCode.FAILED
