@@ -68,6 +68,7 @@ class Results:
         self.started = time.time()
         self.load_before = os.getloadavg()
         self.load_after = self.load_before
+        self.notes: dict[str, str] = {}
 
     def cell(self, row: Row, supervisor: str) -> Cell:
         return self.rows.setdefault(row, {}).setdefault(supervisor, Cell())
@@ -172,8 +173,10 @@ def to_markdown(results: Results, supervisors: list[str], mode: str) -> str:
         for row in rows:
             runs = max((len(c.values) for c in results.rows[row].values()), default=0)
             cells = [render_cell(results, row, name) for name in supervisors]
-            out.append("| " + " | ".join([row.label(), *cells, str(runs), results.verdict(row)]) + " |")
+            out.append("| " + " | ".join([row.label(), *cells, str(runs or ""), results.verdict(row)]) + " |")
         out.append("")
+        if scenario in results.notes:
+            out += [results.notes[scenario], ""]
     return "\n".join(out)
 
 
@@ -201,6 +204,8 @@ def to_json(results: Results, mode: str) -> str:
         "machine": machine(),
         "versions": results.versions,
         "unavailable": results.unavailable,
+        "load_average": {"before": results.load_before, "after": results.load_after},
+        "notes": results.notes,
         "rows": rows,
     }
     return json.dumps(document, indent=1)

@@ -27,6 +27,7 @@ import signal  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from functools import partial  # noqa: E402
 
 from bench.adapters import Peer, all_peers  # noqa: E402
@@ -62,6 +63,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="omnitron benchmarks (see bench/README.md)")
     parser.add_argument("--quick", action="store_true", help="small sizes and short windows (under 2 minutes)")
     parser.add_argument("--n-small", action="store_true", help="tiny sizes, one run each (wins over --quick)")
+    parser.add_argument("--runs", type=int, default=0, help="override the number of runs per measurement")
     parser.add_argument("--only", default=",".join(ORDER), help=f"comma-separated scenarios from {','.join(ORDER)}")
     parser.add_argument("--supervisors", default="", help="comma-separated names (default: all that can run here)")
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="where latest.md and latest.json go")
@@ -104,11 +106,15 @@ def main() -> int:
     if unknown := sorted(only - set(ORDER)):
         sys.exit(f"bench/run.py: unknown scenario {', '.join(unknown)}; choose from {','.join(ORDER)}")
     settings = Settings.tiny() if args.n_small else Settings.quick() if args.quick else Settings.full()
+    if args.runs > 0:
+        settings = replace(settings, runs=args.runs, large_runs=min(args.runs, settings.large_runs), log_runs=args.runs)
     mode = "n-small" if args.n_small else "quick" if args.quick else "full"
     ensure_peers(args)
     results, tracker = Results(), Tracker()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     peers = choose(args, results)
+    if "cold_start" in only:
+        results.notes["cold_start"] = lifecycle.child_floor_note(settings)
     try:
         for label, step in schedule(settings, only):
             begun = time.monotonic()

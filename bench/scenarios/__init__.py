@@ -21,6 +21,7 @@ class Settings:
     """How big and how long: `full` is the issue's definition, `quick` a smoke run, `tiny` for the test suite."""
 
     runs: int
+    large_runs: int  # runs at N >= 1000, where one session takes tens of seconds per supervisor
     cold_ns: tuple[int, ...]
     idle_ns: tuple[int, ...]
     idle_window_s: float
@@ -36,10 +37,14 @@ class Settings:
     probe_window_s: float
     settle_s: float  # after all children are alive, before a window: lets start-up work finish
 
+    def runs_for(self, n: int) -> int:
+        return self.runs if n < 1000 else min(self.runs, self.large_runs)
+
     @classmethod
     def full(cls) -> Settings:
         return cls(
             runs=5,
+            large_runs=3,
             cold_ns=(10, 100, 1000),
             idle_ns=(100, 1000),
             idle_window_s=20.0,
@@ -60,6 +65,7 @@ class Settings:
     def quick(cls) -> Settings:
         return cls(
             runs=1,
+            large_runs=1,
             cold_ns=(10, 100),
             idle_ns=(100,),
             idle_window_s=2.0,
@@ -80,6 +86,7 @@ class Settings:
     def tiny(cls) -> Settings:
         return cls(
             runs=1,
+            large_runs=1,
             cold_ns=(5,),
             idle_ns=(5,),
             idle_window_s=0.5,

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 from bench.adapters import Peer
-from bench.harness import BenchError, CpuMeter, Tracker, memory
+from bench.harness import BenchError, CpuMeter, Tracker, child_argv, median, memory, workdir
 from bench.report import Results, Row
 from bench.scenarios import Session, Settings, open_session
 
@@ -53,7 +53,7 @@ def sizes(settings: Settings, only: set[str]) -> list[int]:
 def repetitions(n: int, settings: Settings, only: set[str]) -> int:
     timed = {"cold_start": settings.cold_ns, "status": settings.status_ns, "shutdown": settings.shutdown_ns}
     if any(name in only and n in ns for name, ns in timed.items()):
-        return max(settings.runs, settings.idle_runs if n in settings.idle_ns else 0)
+        return max(settings.runs_for(n), settings.idle_runs if n in settings.idle_ns else 0)
     return settings.idle_runs
 
 
@@ -90,14 +90,14 @@ def one_session(
     name = peer.name
     with open_session(peer, tracker, "idle.py", n) as session:
         stamps = session.wait_children(n)
-        if "cold_start" in only and n in settings.cold_ns and index < settings.runs:
+        if "cold_start" in only and n in settings.cold_ns and index < settings.runs_for(n):
             results.add(cold_row(n), name, (max(stamps.values()) - session.launched_at) * 1000)
         if "idle" in only and n in settings.idle_ns and index < settings.idle_runs:
             measure_idle(session, n, settings, results)
-        if "status" in only and n in settings.status_ns and "status" in peer.supports and index < settings.runs:
+        if "status" in only and n in settings.status_ns and "status" in peer.supports and index < settings.runs_for(n):
             for _ in range(settings.status_calls):
                 results.add(status_row(n), name, time_status(session) * 1000)
-        if "shutdown" in only and n in settings.shutdown_ns and index < settings.runs:
+        if "shutdown" in only and n in settings.shutdown_ns and index < settings.runs_for(n):
             results.add(shutdown_row(n), name, session.terminate() * 1000)
 
 
@@ -126,3 +126,21 @@ def time_status(session: Session) -> float:
         # supervisorctl exits 3 when any process is not RUNNING (startsecs); its answer still counts.
         raise BenchError(f"{argv[0]} exited {done.returncode}: {done.stderr.decode(errors='replace')[-120:]}")
     return elapsed
+
+
+def child_floor_note(settings: Settings) -> str:
+    """What the children alone cost: a cold start of N cannot beat N serial child starts spread over the cores."""
+    samples = []
+    with workdir("floor") as wd:
+        for _ in range(5):
+            started = time.monotonic()
+            subprocess.run(child_argv("crash.py", wd), check=False, timeout=60)
+            samples.append(time.monotonic() - started)
+    one_ms, cores = median(samples) * 1000, os.cpu_count() or 1
+    floors = ", ".join(f"N={n}: {n * one_ms / cores:,.0f} ms" for n in settings.cold_ns)
+    return (
+        f"One child alone starts and exits in {one_ms:.0f} ms (median of 5 serial runs), so the children's own"
+        f" start-up bounds a cold start from below at about N × {one_ms:.0f} ms / {cores} cores ({floors})."
+        " Spawning all N at once (raw) makes N interpreters contend for the cores; a supervisor that spawns"
+        " them one by one can finish sooner, so a ratio below 1 at large N means: bounded by the children."
+    )
