@@ -15,9 +15,14 @@ from typing import Any
 
 import psutil
 
-from tests.helpers import wait_for
+from tests.helpers import APPS, wait_for
 
 OMNITRON = [sys.executable, "-m", "omnitron"]
+
+
+def app_argv(name: str, *args: object) -> str:
+    """A TOML array that runs one of tests/apps with this interpreter, unbuffered."""
+    return json.dumps([sys.executable, "-u", str(APPS / name), *(str(a) for a in args)])
 
 
 def write_config(directory: Path, body: str, name: str = "omnitron.toml") -> Path:

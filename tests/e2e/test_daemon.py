@@ -14,23 +14,19 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.daemon_harness import Daemon, cli, proc_environ, write_config
-from tests.helpers import APPS, wait_for
+from tests.daemon_harness import Daemon, app_argv, cli, proc_environ, write_config
+from tests.helpers import wait_for
 
 RunDaemon = Callable[..., Daemon]
 PY = json.dumps(sys.executable)
 
-
-def script(name: str, *args: object) -> str:
-    """A TOML array that runs one of tests/apps with this interpreter."""
-    return json.dumps([sys.executable, "-u", str(APPS / name), *(str(a) for a in args)])
 
 
 def test_instances_get_distinct_pids_instance_numbers_and_ports(run_daemon: RunDaemon) -> None:
     daemon = run_daemon(f"""
         [[apps]]
         name = "web"
-        command = {script("ready.py")}
+        command = {app_argv("ready.py")}
         instances = 3
         port = 4100
         min_uptime = "100ms"
@@ -55,7 +51,7 @@ def test_crash_is_restarted_with_new_pid_and_growing_delays(run_daemon: RunDaemo
     daemon = run_daemon(f"""
         [[apps]]
         name = "crashy"
-        command = {script("crash.py", 1, 0, pids_file)}
+        command = {app_argv("crash.py", 1, 0, pids_file)}
         min_uptime = "5s"
         max_restarts = 4
         backoff = {{ initial = "50ms", factor = 2.0, max = "1s" }}
@@ -74,12 +70,12 @@ def test_crash_loop_is_fatal_and_readyz_503_while_healthz_200(run_daemon: RunDae
     daemon = run_daemon(f"""
         [[apps]]
         name = "ok"
-        command = {script("ready.py")}
+        command = {app_argv("ready.py")}
         min_uptime = "100ms"
 
         [[apps]]
         name = "loop"
-        command = {script("crash.py", 3)}
+        command = {app_argv("crash.py", 3)}
         max_restarts = 2
         backoff = {{ initial = "10ms" }}
     """)
@@ -97,12 +93,12 @@ def test_readyz_turns_200_once_every_autostart_instance_runs(run_daemon: RunDaem
     daemon = run_daemon(f"""
         [[apps]]
         name = "slow"
-        command = {script("ready.py")}
+        command = {app_argv("ready.py")}
         min_uptime = "1s"
 
         [[apps]]
         name = "manual"
-        command = {script("ready.py")}
+        command = {app_argv("ready.py")}
         autostart = false
     """)
     assert daemon.http("/readyz")[0] == 503
@@ -116,17 +112,17 @@ def test_never_with_exit_0_is_completed_and_nonzero_is_fatal(run_daemon: RunDaem
     daemon = run_daemon(f"""
         [[apps]]
         name = "job"
-        command = {script("crash.py", 0)}
+        command = {app_argv("crash.py", 0)}
         restart = "never"
 
         [[apps]]
         name = "failjob"
-        command = {script("crash.py", 2)}
+        command = {app_argv("crash.py", 2)}
         restart = "never"
 
         [[apps]]
         name = "retry"
-        command = {script("crash.py", 0)}
+        command = {app_argv("crash.py", 0)}
         restart = "on-failure"
     """)
     daemon.wait_states("job", "completed")
@@ -140,13 +136,13 @@ def test_sigterm_stops_everything_including_grandchildren_and_exits_0(run_daemon
     daemon = run_daemon(f"""
         [[apps]]
         name = "tree"
-        command = {script("grandchild.py", marker)}
+        command = {app_argv("grandchild.py", marker)}
         min_uptime = "100ms"
         kill_timeout = "500ms"
 
         [[apps]]
         name = "plain"
-        command = {script("ready.py")}
+        command = {app_argv("ready.py")}
         instances = 2
     """)
     wait_for(marker.exists, timeout=10, describe=daemon.describe)
@@ -164,7 +160,7 @@ def test_child_ignoring_sigterm_is_killed_after_kill_timeout(run_daemon: RunDaem
     daemon = run_daemon(f"""
         [[apps]]
         name = "stubborn"
-        command = {script("ignore_term.py")}
+        command = {app_argv("ignore_term.py")}
         min_uptime = "100ms"
         kill_timeout = "300ms"
     """)
@@ -186,7 +182,7 @@ def test_shutdown_past_shutdown_timeout_exits_1(run_daemon: RunDaemon) -> None:
 
         [[apps]]
         name = "stubborn"
-        command = {script("ignore_term.py")}
+        command = {app_argv("ignore_term.py")}
         min_uptime = "100ms"
         kill_timeout = "30s"
     """)
@@ -200,7 +196,7 @@ def test_second_sigterm_kills_every_group_at_once(run_daemon: RunDaemon) -> None
     daemon = run_daemon(f"""
         [[apps]]
         name = "stubborn"
-        command = {script("ignore_term.py")}
+        command = {app_argv("ignore_term.py")}
         min_uptime = "100ms"
         kill_timeout = "60s"
     """)
@@ -217,7 +213,7 @@ def test_second_daemon_on_the_same_home_is_refused(run_daemon: RunDaemon, home: 
     first = run_daemon(f"""
         [[apps]]
         name = "a"
-        command = {script("ready.py")}
+        command = {app_argv("ready.py")}
     """)
     result = cli("up", "--foreground", "-c", str(first.config), home=home)
     assert result.returncode == 1
@@ -231,7 +227,7 @@ def test_state_json_is_valid_after_every_transition(run_daemon: RunDaemon) -> No
     daemon = run_daemon(f"""
         [[apps]]
         name = "loop"
-        command = {script("crash.py", 1)}
+        command = {app_argv("crash.py", 1)}
         max_restarts = 20
         backoff = {{ initial = "0s" }}
         min_uptime = "1s"
@@ -258,7 +254,7 @@ def test_after_sigkill_next_up_stops_survivors_and_spares_unrelated(run_daemon: 
     body = f"""
         [[apps]]
         name = "tree"
-        command = {script("grandchild.py", marker)}
+        command = {app_argv("grandchild.py", marker)}
         min_uptime = "100ms"
         kill_timeout = "500ms"
     """
@@ -296,13 +292,13 @@ def test_depends_on_completed_starts_after_the_job(run_daemon: RunDaemon, tmp_pa
     daemon = run_daemon(f"""
         [[apps]]
         name = "api"
-        command = {script("crash.py", 0, 0, order)}
+        command = {app_argv("crash.py", 0, 0, order)}
         restart = "never"
         depends_on = {{ migrate = "completed" }}
 
         [[apps]]
         name = "migrate"
-        command = {script("crash.py", 0, 0.3, order)}
+        command = {app_argv("crash.py", 0, 0.3, order)}
         restart = "never"
     """)
     daemon.wait_states("api", "completed")
@@ -315,12 +311,12 @@ def test_dependency_that_is_fatal_leaves_dependents_waiting(run_daemon: RunDaemo
     daemon = run_daemon(f"""
         [[apps]]
         name = "db"
-        command = {script("crash.py", 1)}
+        command = {app_argv("crash.py", 1)}
         max_restarts = 0
 
         [[apps]]
         name = "api"
-        command = {script("ready.py")}
+        command = {app_argv("ready.py")}
         depends_on = ["db"]
     """)
     daemon.wait_states("db", "fatal")
@@ -339,11 +335,11 @@ def test_on_fatal_exit_makes_the_daemon_exit_nonzero(run_daemon: RunDaemon) -> N
 
         [[apps]]
         name = "ok"
-        command = {script("ready.py")}
+        command = {app_argv("ready.py")}
 
         [[apps]]
         name = "loop"
-        command = {script("crash.py", 1)}
+        command = {app_argv("crash.py", 1)}
         max_restarts = 1
         backoff = {{ initial = "10ms" }}
     """, wait=False)
@@ -390,7 +386,7 @@ def test_busy_health_port_is_a_clear_error(run_daemon: RunDaemon, home: Path, tm
             health_port = {port}
             [[apps]]
             name = "a"
-            command = {script("ready.py")}
+            command = {app_argv("ready.py")}
         """)
         result = cli("up", "--foreground", "-c", str(config), home=home)
     assert result.returncode == 1
@@ -402,7 +398,7 @@ def test_health_port_serves_nothing_that_changes_state(run_daemon: RunDaemon) ->
     daemon = run_daemon(f"""
         [[apps]]
         name = "a"
-        command = {script("ready.py")}
+        command = {app_argv("ready.py")}
     """)
     for path in ("/healthz", "/v1/shutdown", "/v1/apps/a/stop"):
         assert daemon.http(path, method="POST")[0] in (404, 405)

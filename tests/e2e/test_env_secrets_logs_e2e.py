@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.daemon_harness import Daemon, cli, proc_environ
+from tests.daemon_harness import Daemon, app_argv, cli, proc_environ
 from tests.helpers import APPS, wait_for
 
 RunDaemon = Callable[..., Daemon]
@@ -39,12 +39,12 @@ def test_each_app_gets_only_the_secrets_it_lists_and_values_never_leak(run_daemo
 
         [[apps]]
         name = "worker"
-        command = {argv("ready.py")}
+        command = {app_argv("ready.py")}
         min_uptime = "100ms"
 
         [[apps]]
         name = "needy"
-        command = {argv("ready.py")}
+        command = {app_argv("ready.py")}
         secrets = ["NOT_SET_ANYWHERE"]
     """, env=env)
     api = daemon.wait_states("api", "running")[0]
@@ -78,7 +78,7 @@ def test_env_file_env_and_instance_vars_take_precedence_in_order(run_daemon: Run
     daemon = run_daemon(f"""
         [[apps]]
         name = "app"
-        command = {argv("ready.py")}
+        command = {app_argv("ready.py")}
         env_file = "app.env"
         env = {{ OVERRIDDEN = "env", FROM_DAEMON = "${{DAEMON_VAR:-fallback}}", PLAIN = "${{DAEMON_VAR}}" }}
         port = 5000
@@ -118,7 +118,7 @@ def test_sighup_reloads_the_config_file(run_daemon: RunDaemon, tmp_path: Path) -
     body = f"""
         [[apps]]
         name = "keep"
-        command = {argv("ready.py")}
+        command = {app_argv("ready.py")}
         min_uptime = "100ms"
     """
     daemon = run_daemon(body)
@@ -126,7 +126,7 @@ def test_sighup_reloads_the_config_file(run_daemon: RunDaemon, tmp_path: Path) -
     daemon.config.write_text(daemon.config.read_text() + f"""
 [[apps]]
 name = "added"
-command = {argv("ready.py")}
+command = {app_argv("ready.py")}
 min_uptime = "100ms"
 """)
     daemon.signal(signal.SIGHUP)

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.daemon_harness import Daemon, cli
+from tests.daemon_harness import Daemon, app_argv, cli
 from tests.helpers import APPS, wait_for
 
 RunDaemon = Callable[..., Daemon]
@@ -25,7 +25,7 @@ def http_app(fail_file: Path, port: int, *, threshold: int = 2, start_period: st
     return f"""
         [[apps]]
         name = "web"
-        command = {argv("http_app.py", "--fail-file", fail_file)}
+        command = {app_argv("http_app.py", "--fail-file", fail_file)}
         port = {port}
         min_uptime = "100ms"
         {extra}
@@ -82,7 +82,7 @@ def test_tcp_and_exec_probes_gate_readiness(run_daemon: RunDaemon, tmp_path: Pat
     daemon = run_daemon(f"""
         [[apps]]
         name = "tcp"
-        command = {argv("http_app.py")}
+        command = {app_argv("http_app.py")}
         port = {port}
         min_uptime = "100ms"
         [apps.health]
@@ -91,7 +91,7 @@ def test_tcp_and_exec_probes_gate_readiness(run_daemon: RunDaemon, tmp_path: Pat
 
         [[apps]]
         name = "exec"
-        command = {argv("ready.py")}
+        command = {app_argv("ready.py")}
         min_uptime = "100ms"
         [apps.health]
         exec = ["test", "-e", "{flag}"]
@@ -112,7 +112,7 @@ def test_healthy_dependency_waits_for_the_probe(run_daemon: RunDaemon, tmp_path:
     daemon = run_daemon(http_app(fail, free_port()) + f"""
         [[apps]]
         name = "worker"
-        command = {argv("crash.py", 0, 30, stamps)}
+        command = {app_argv("crash.py", 0, 30, stamps)}
         depends_on = {{ web = "healthy" }}
     """)
     daemon.wait_states("web", "running")
@@ -152,7 +152,7 @@ def test_history_records_each_event_kind_and_survives_a_restart(run_daemon: RunD
     body = http_app(fail, free_port()) + f"""
         [[apps]]
         name = "loop"
-        command = {argv("crash.py", 4)}
+        command = {app_argv("crash.py", 4)}
         max_restarts = 1
         backoff = {{ initial = "10ms" }}
     """
