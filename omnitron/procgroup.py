@@ -14,14 +14,29 @@ _GROUP_POLL_S: Final = 0.02
 _AFTER_KILL_BOUND_S: Final = 5.0
 
 
-def group_members(pgid: int, *, exclude: int | None = None) -> list[int]:
-    """Live (non-zombie) processes in process group `pgid`, read from /proc."""
-    members: list[int] = []
+class _GroupScan:
+    """Every live process's group, from one pass over /proc, shared by all the stops in progress.
+
+    A shutdown stops many groups at once; one scan per poll round instead of one per group keeps the cost
+    linear. A caller says how fresh the scan must be: taken after it saw its leader exit (so no member forked
+    before that is missed) and after its own previous look (so a poll sees progress).
+    """
+
+    def __init__(self) -> None:
+        self.taken_at = -1.0
+        self.groups: dict[int, list[int]] = {}
+
+    def members(self, pgid: int, fresh_after: float) -> list[int]:
+        if self.taken_at < fresh_after or self.taken_at < 0:
+            self.taken_at = anyio.current_time()
+            self.groups = _scan_groups()
+        return self.groups.get(pgid, [])
+
+
+def _scan_groups() -> dict[int, list[int]]:
+    groups: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
-            continue
-        pid = int(entry)
-        if pid == exclude:
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as f:
@@ -30,16 +45,28 @@ def group_members(pgid: int, *, exclude: int | None = None) -> list[int]:
             continue
         # Fields after the command name (which may hold spaces and parentheses): state ppid pgrp ...
         fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            members.append(pid)
-    return members
+        if len(fields) > 2 and fields[0] not in (b"Z", b"X"):
+            groups.setdefault(int(fields[2]), []).append(int(entry))
+    return groups
 
 
-async def _wait_group_empty(pgid: int, leader: int, deadline: float) -> bool:
+_scan = _GroupScan()
+
+
+def group_members(pgid: int, *, exclude: int | None = None, fresh_after: float | None = None) -> list[int]:
+    """Live (non-zombie) processes in process group `pgid`; a fresh /proc scan unless one newer than
+    `fresh_after` (an anyio.current_time() value) is at hand."""
+    now = anyio.current_time() if fresh_after is None else fresh_after
+    return [pid for pid in _scan.members(pgid, now) if pid != exclude]
+
+
+async def _wait_group_empty(pgid: int, leader: int, deadline: float, since: float) -> bool:
     """Poll (briefly: only while a group is being stopped) until the group has no live member but the leader."""
-    while group_members(pgid, exclude=leader):
+    looked_at = since
+    while group_members(pgid, exclude=leader, fresh_after=looked_at):
         if anyio.current_time() >= deadline:
             return False
+        looked_at = anyio.current_time()
         await anyio.sleep(_GROUP_POLL_S)
     return True
 
@@ -61,17 +88,19 @@ async def stop_group(child: ChildProcess, sig: int, kill_timeout_s: float) -> bo
             child.send_signal_to_group(signal.SIGKILL)
             killed = True
             await child.wait_exited()
-        if not await _wait_group_empty(child.pid, child.pid, deadline):
+        exited_at = anyio.current_time()
+        if not await _wait_group_empty(child.pid, child.pid, deadline, exited_at):
             child.send_signal_to_group(signal.SIGKILL)
             killed = True
-            await _wait_group_empty(child.pid, child.pid, anyio.current_time() + _AFTER_KILL_BOUND_S)
+            now = anyio.current_time()
+            await _wait_group_empty(child.pid, child.pid, now + _AFTER_KILL_BOUND_S, now)
         child.reap()
     return killed
 
 
 async def clean_up_after_exit(child: ChildProcess, sig: int, kill_timeout_s: float) -> bool:
     """The leader exited on its own: stop whatever it left in its group, then reap it."""
-    if not group_members(child.pid, exclude=child.pid):
+    if not group_members(child.pid, exclude=child.pid, fresh_after=child.exited_at):
         child.reap()
         return False
     return await stop_group(child, sig, kill_timeout_s)  # shielded itself

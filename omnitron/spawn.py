@@ -74,6 +74,7 @@ class ChildProcess:
         popen.stdout.close()
         popen.stderr.close()
         self.exit_code: int | None = None  # known once exited, before reaping
+        self.exited_at = 0.0  # anyio.current_time() when the exit was seen
         self.returncode: int | None = None  # set once reaped
 
     def __repr__(self) -> str:
@@ -98,7 +99,7 @@ class ChildProcess:
         while True:
             code = self._peek_exit()
             if code is not None:
-                self.exit_code = code
+                self.exit_code, self.exited_at = code, anyio.current_time()
                 return code
             await anyio.wait_readable(self._pidfd)
 
