@@ -124,9 +124,9 @@ class Tracker:
         wait_for(
             lambda: True if all(is_gone(p) for p in victims) else None, timeout=10, what="killed processes to exit"
         )
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.wait(timeout=10)
+        for started in self.procs:
+            if started.poll() is None:
+                started.wait(timeout=10)
         self.procs.clear()
         self.extra_pids.clear()
 
@@ -154,32 +154,39 @@ def cpu_seconds(pid: int) -> float:
 
 
 class CpuMeter:
-    """CPU used by one process over a window, to the nanosecond where possible.
+    """CPU used by one process over a window, to the nanosecond where possible, and how often it woke up.
 
     /proc/PID/stat counts in 10 ms ticks, too coarse for a 0.02 % target over 20 s (4 ms). Per-thread
     schedstat counts nanoseconds but forgets threads that exit, so ticks are the fallback when one did.
+    Context switches summed over threads count wakeups: a daemon without polling loops barely has any.
     """
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.ticks = cpu_seconds(pid)
-        self.threads = _thread_ns(pid)
+        self.threads = _thread_stats(pid)
 
     def used(self) -> float:
         ticks = cpu_seconds(self.pid) - self.ticks
-        now = _thread_ns(self.pid)
+        now = _thread_stats(self.pid)
         if not set(self.threads) <= set(now):
             return ticks
-        return sum(ns - self.threads.get(tid, 0) for tid, ns in now.items()) / 1e9
+        return sum(ns - self.threads.get(tid, (0, 0))[0] for tid, (ns, _) in now.items()) / 1e9
+
+    def wakeups(self) -> int:
+        now = _thread_stats(self.pid)
+        return sum(switches - self.threads.get(tid, (0, 0))[1] for tid, (_, switches) in now.items())
 
 
-def _thread_ns(pid: int) -> dict[int, int]:
-    found: dict[int, int] = {}
+def _thread_stats(pid: int) -> dict[int, tuple[int, int]]:
+    """Per thread: nanoseconds on CPU and times scheduled (schedstat's first and third fields)."""
+    found: dict[int, tuple[int, int]] = {}
     for entry in os.scandir(f"/proc/{pid}/task"):
         try:
-            found[int(entry.name)] = int(Path(entry.path, "schedstat").read_text().split()[0])
+            fields = Path(entry.path, "schedstat").read_text().split()
         except (FileNotFoundError, ProcessLookupError):
             continue
+        found[int(entry.name)] = (int(fields[0]), int(fields[2]))
     return found
 
 

@@ -6,7 +6,7 @@ import os
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from _ready import announce
+from _ready import announce  # type: ignore[import-not-found]  # a sibling file: children run as scripts
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 
-from _ready import announce
+from _ready import announce  # type: ignore[import-not-found]  # a sibling file: children run as scripts
 
 LINES_PER_WRITE = 1600  # 64,000 bytes: one pipe buffer's worth per write call
 

@@ -20,10 +20,11 @@ def cold_row(n: int) -> Row:
     return Row("cold_start", f"N={n}", "time", "ms")
 
 
-def idle_rows(n: int) -> tuple[Row, Row, Row]:
+def idle_rows(n: int) -> tuple[Row, Row, Row, Row]:
     case = f"N={n}"
     return (
         Row("idle", case, "daemon CPU", "% of a core", has_ratio=False),
+        Row("idle", case, "daemon wakeups", "per s", has_ratio=False),
         Row("idle", case, "daemon RSS", "MiB"),
         Row("idle", case, "daemon PSS", "MiB"),
     )
@@ -106,13 +107,14 @@ def measure_idle(session: Session, n: int, settings: Settings, results: Results)
     session.check_alive()
     meter, started = CpuMeter(session.pid), time.monotonic()
     time.sleep(settings.idle_window_s)  # the measurement window itself, not a wait for an event
-    used, elapsed = meter.used(), time.monotonic() - started
+    used, wakeups, elapsed = meter.used(), meter.wakeups(), time.monotonic() - started
     session.check_alive()
     if session.ready.count() != n:
         raise BenchError(f"children died or restarted during the idle window ({session.ready.count()} starts)")
     rss, pss = memory(session.pid)
-    cpu_row, rss_row, pss_row = idle_rows(n)
+    cpu_row, wakeup_row, rss_row, pss_row = idle_rows(n)
     results.add(cpu_row, session.peer.name, 100 * used / elapsed)
+    results.add(wakeup_row, session.peer.name, wakeups / elapsed)
     results.add(rss_row, session.peer.name, rss)
     results.add(pss_row, session.peer.name, pss)
 
