@@ -8,7 +8,8 @@ python="${PYTHON:-python3}"
 if [ ! -x "$here/.venv/bin/python" ]; then
     "$python" -m venv "$here/.venv" || { echo "bench/setup.sh: cannot create bench/.venv" >&2; exit 1; }
 fi
-for peer in supervisor circus honcho; do
+# py-spy samples the daemon for bench/hotspots.py.
+for peer in supervisor circus honcho py-spy; do
     "$here/.venv/bin/pip" install --quiet "$peer" || echo "bench/setup.sh: $peer did not install; it will be reported as not measured" >&2
 done
 
