@@ -63,7 +63,7 @@ def run_once(
 ) -> None:
     """One session of N idle children; after a failure the remaining repetitions for this size are skipped."""
     rows = rows_for(n, settings, only)
-    if any(results.cell(row, peer.name).error for row in rows):
+    if rows and all(results.cell(row, peer.name).error for row in rows):
         return
     try:
         one_session(peer, n, rep, settings, only, results, tracker)
@@ -88,17 +88,24 @@ def rows_for(n: int, settings: Settings, only: set[str]) -> list[Row]:
 def one_session(
     peer: Peer, n: int, index: int, settings: Settings, only: set[str], results: Results, tracker: Tracker
 ) -> None:
-    name = peer.name
+    """Children that never come up fail every row; a failed idle window or status call fails only its own rows."""
+    name, timed = peer.name, index < settings.runs_for(n)
     with open_session(peer, tracker, "idle.py", n) as session:
         stamps = session.wait_children(n)
-        if "cold_start" in only and n in settings.cold_ns and index < settings.runs_for(n):
+        if "cold_start" in only and n in settings.cold_ns and timed:
             results.add(cold_row(n), name, (max(stamps.values()) - session.launched_at) * 1000)
         if "idle" in only and n in settings.idle_ns and index < settings.idle_runs:
-            measure_idle(session, n, settings, results)
-        if "status" in only and n in settings.status_ns and "status" in peer.supports and index < settings.runs_for(n):
-            for _ in range(settings.status_calls):
-                results.add(status_row(n), name, time_status(session) * 1000)
-        if "shutdown" in only and n in settings.shutdown_ns and index < settings.runs_for(n):
+            try:
+                measure_idle(session, n, settings, results)
+            except BenchError as error:
+                results.cell(idle_rows(n)[0], name).error = str(error)
+        if "status" in only and n in settings.status_ns and "status" in peer.supports and timed:
+            try:
+                for _ in range(settings.status_calls):
+                    results.add(status_row(n), name, time_status(session) * 1000)
+            except BenchError as error:
+                results.cell(status_row(n), name).error = str(error)
+        if "shutdown" in only and n in settings.shutdown_ns and timed:
             results.add(shutdown_row(n), name, session.terminate() * 1000)
 
 
@@ -124,8 +131,9 @@ def time_status(session: Session) -> float:
     started = time.monotonic()
     done = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, timeout=60)
     elapsed = time.monotonic() - started
-    if done.returncode not in (0, 3) or not done.stdout and session.peer.name != "raw":
-        # supervisorctl exits 3 when any process is not RUNNING (startsecs); its answer still counts.
+    # supervisorctl exits 3 when any process is not RUNNING yet (startsecs); its answer still counts.
+    accepted = (0, 3) if session.peer.name == "supervisord" else (0,)
+    if done.returncode not in accepted or (not done.stdout and session.peer.name != "raw"):
         raise BenchError(f"{argv[0]} exited {done.returncode}: {done.stderr.decode(errors='replace')[-120:]}")
     return elapsed
 
