@@ -81,7 +81,7 @@ def spew_once(session: Session, lines: int) -> tuple[float, int]:
         elif now - last_progress > STALL_S:
             break
         session.check_alive()
-        time.sleep(0.01)
+        time.sleep(0.002)  # the poll decides when to look; 2 ms keeps its error under 1 % of a 1M-line run
     elapsed = now - min(started.values())
     return elapsed, lines - distinct_lines(session.peer.log_files(session.wd, session.app))
 
