@@ -50,6 +50,7 @@ class Supervisor:
         self._tg = tg
         self.instances: dict[str, list[Instance]] = {}
         self.waiting_for: dict[str, str] = {}  # app -> why it has not been started yet
+        self._starters: dict[str, anyio.CancelScope] = {}  # apps whose start waits for their dependencies
         self._changed = anyio.Event()
         self._reconfiguring = anyio.Lock()  # one reload or scale at a time
         self.is_accepting = True
@@ -57,9 +58,13 @@ class Supervisor:
     # --- bookkeeping ------------------------------------------------------------------------------------
 
     def _on_change(self, instance: Instance) -> None:
+        self._notify()
+        self._notify_outside(instance)
+
+    def _notify(self) -> None:
+        """Wake everyone waiting for a change (a fresh event each time, so a wait never spins)."""
         self._changed.set()
         self._changed = anyio.Event()
-        self._notify_outside(instance)
 
     async def _wait_until(self, predicate: Callable[[], bool], timeout_s: float, describe: Callable[[], str]) -> None:
         with anyio.move_on_after(timeout_s):
@@ -114,15 +119,33 @@ class Supervisor:
         return unmet
 
     async def _start_when_ready(self, app: AppConfig) -> None:
-        """Start the app's instances once every dependency condition holds; say what it waits for meanwhile."""
-        while unmet := self._unmet(app):
-            self.waiting_for[app.name] = "waiting for " + ", ".join(unmet)
-            await self._changed.wait()
-        self.waiting_for.pop(app.name, None)
-        if not self.is_accepting:
-            return
-        for instance in self.instances.get(app.name, []):
-            instance.request_start()
+        """Start the app's instances once every dependency condition holds; say what it waits for meanwhile.
+
+        An operator's stop (or start) of the app meanwhile cancels the wait.
+        """
+        with anyio.CancelScope() as scope:
+            self._starters[app.name] = scope
+            try:
+                while unmet := self._unmet(app):
+                    self.waiting_for[app.name] = "waiting for " + ", ".join(unmet)
+                    await self._changed.wait()
+            finally:
+                self.waiting_for.pop(app.name, None)
+                if self._starters.get(app.name) is scope:
+                    del self._starters[app.name]
+            if not self.is_accepting:
+                return
+            for instance in self.instances.get(app.name, []):
+                instance.request_start()
+
+    def _schedule_start(self, app: AppConfig) -> None:
+        self._tg.start_soon(self._start_when_ready, app)
+
+    def _cancel_pending_start(self, name: str) -> None:
+        scope = self._starters.pop(name, None)
+        if scope is not None:
+            scope.cancel()
+        self.waiting_for.pop(name, None)
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -132,7 +155,7 @@ class Supervisor:
                 await self._add_instance(app, index)
         for app in self.ecosystem.apps:
             if app.autostart:
-                self._tg.start_soon(self._start_when_ready, app)
+                self._schedule_start(app)
 
     async def shutdown(self, timeout_s: float) -> bool:
         """Stop every app in reverse dependency order; False when the bound ran out and groups were SIGKILLed."""
@@ -170,7 +193,8 @@ class Supervisor:
     async def start(self, name: str, index: int | None) -> None:
         self._check_accepting()
         targets = self.select(name, index)
-        self.waiting_for.pop(name, None)
+        if index is None:
+            self._cancel_pending_start(name)  # an operator's start does not wait for dependencies
         for instance in targets:
             instance.request_start()
         await self._wait_started(targets)
@@ -191,6 +215,8 @@ class Supervisor:
 
     async def stop(self, name: str, index: int | None) -> None:
         targets = self.select(name, index)
+        if index is None:
+            self._cancel_pending_start(name)  # stopped means stopped, even if its dependencies turn ready later
         for instance in targets:
             instance.request_stop("operator")
         await self._wait_until(lambda: all(i.state in RESTING_STATES for i in targets),
@@ -225,16 +251,19 @@ class Supervisor:
         removed = group[count:]
         for instance in removed:
             instance.retire()
-        for instance in added:
-            instance.request_start()
+        is_waiting = name in self._starters  # still waiting for its dependencies: the starter starts them all
+        if not is_waiting:
+            for instance in added:
+                instance.request_start()
         await self._wait_until(lambda: all(i.state in RESTING_STATES for i in removed),
                                self._timeout_for(app), lambda: describe(removed))
         del group[count:]
         self.ecosystem = self.ecosystem.model_copy(
             update={"apps": [a.model_copy(update={"instances": count}) if a.name == name else a
                              for a in self.ecosystem.apps]})
-        self._changed.set()
-        await self._wait_started(added)
+        self._notify()
+        if not is_waiting:
+            await self._wait_started(added)
 
     async def reload(self, new: Ecosystem, config_path: str) -> ReloadReport:
         """Apply only the difference: added apps start, removed stop, changed roll one instance at a time."""
@@ -265,7 +294,7 @@ class Supervisor:
             for index in range(fresh[name].instances):
                 await self._add_instance(fresh[name], index)
             if fresh[name].autostart:
-                self._tg.start_soon(self._start_when_ready, fresh[name])
+                self._schedule_start(fresh[name])
         log.info("reload_finished", added=added, removed=removed, changed=changed)
         return ReloadReport(config_path, added, removed, changed, unchanged)
 

@@ -442,3 +442,35 @@ def test_as_pid_1_reaps_double_forked_orphans_and_stops_on_sigterm(run_daemon: R
     inner.send_signal(signal.SIGTERM)
     assert daemon.wait_exit() == 0
     assert not psutil.pid_exists(inner.pid)
+
+
+def test_stopping_an_app_that_waits_for_dependencies_keeps_it_stopped(run_daemon: RunDaemon, home: Path,
+                                                                       tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    wait_then_run = json.dumps([sys.executable, "-c", f"import os,time\nwhile not os.path.exists({str(gate)!r}): "
+                                "time.sleep(0.02)\nprint('READY', flush=True)\ntime.sleep(60)"])
+    daemon = run_daemon(f"""
+        [[apps]]
+        name = "db"
+        command = {wait_then_run}
+        min_uptime = "100ms"
+        [apps.health]
+        exec = ["test", "-e", "{gate}"]
+        interval = "50ms"
+        failure_threshold = 1000
+
+        [[apps]]
+        name = "api"
+        command = {app_argv("ready.py")}
+        depends_on = {{ db = "healthy" }}
+    """)
+    daemon.wait_states("db", "running")
+    assert "waiting for db" in daemon.http("/readyz")[1]
+    assert cli("stop", "api", home=home).returncode == 0
+    gate.touch()
+    wait_for(lambda: daemon.events("health_changed"), describe=daemon.describe)
+    # the dependency is healthy now; a stopped app stays stopped until an operator starts it
+    live = json.loads(cli("status", "--json", home=home).stdout)
+    assert [i["state"] for i in live["apps"] if i["name"] == "api"] == ["stopped"]
+    assert cli("start", "api", home=home).returncode == 0
+    daemon.wait_states("api", "running")
