@@ -164,21 +164,21 @@ class CpuMeter:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.ticks = cpu_seconds(pid)
-        self.threads = _thread_stats(pid)
+        self.threads = thread_stats(pid)
 
     def used(self) -> float:
         ticks = cpu_seconds(self.pid) - self.ticks
-        now = _thread_stats(self.pid)
+        now = thread_stats(self.pid)
         if not set(self.threads) <= set(now):
             return ticks
         return sum(ns - self.threads.get(tid, (0, 0))[0] for tid, (ns, _) in now.items()) / 1e9
 
     def wakeups(self) -> int:
-        now = _thread_stats(self.pid)
+        now = thread_stats(self.pid)
         return sum(switches - self.threads.get(tid, (0, 0))[1] for tid, (_, switches) in now.items())
 
 
-def _thread_stats(pid: int) -> dict[int, tuple[int, int]]:
+def thread_stats(pid: int) -> dict[int, tuple[int, int]]:
     """Per thread: nanoseconds on CPU and times scheduled (schedstat's first and third fields)."""
     found: dict[int, tuple[int, int]] = {}
     for entry in os.scandir(f"/proc/{pid}/task"):

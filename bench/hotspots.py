@@ -26,10 +26,11 @@ import time  # noqa: E402
 
 from bench.adapters import AppSpec  # noqa: E402
 from bench.adapters.omnitron import Omnitron, omnitron_argv  # noqa: E402
-from bench.harness import BENCH, Launch, Tracker, free_port_block, workdir  # noqa: E402
+from bench.harness import BENCH, Launch, Tracker, free_port_block, thread_stats, workdir  # noqa: E402
 from bench.scenarios import Session, open_session  # noqa: E402
 
 PY_SPY = BENCH / ".venv" / "bin" / "py-spy"
+THREAD_LINE = re.compile(r'^Thread (\d+) \((\w+)\): "(.*)"$')
 IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
 
 
@@ -143,6 +144,29 @@ def section_spy(title: str, session: Session, seconds: float, tracker: Tracker, 
     return [f"## py-spy: {title}", "", *spy_table(raw)]
 
 
+def wakeup_table(pid: int, window_s: float) -> list[str]:
+    """Which threads wake the idle daemon, and where each one waits (from `py-spy dump`)."""
+    before = thread_stats(pid)
+    time.sleep(window_s)  # the measurement window itself
+    after = thread_stats(pid)
+    dump = subprocess.run([str(PY_SPY), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60)
+    stacks: dict[int, tuple[str, list[str]]] = {}
+    current: list[str] = []
+    for line in dump.stdout.splitlines():
+        if match := THREAD_LINE.match(line):
+            current = []
+            stacks[int(match[1])] = (match[3], current)
+        elif line.startswith("    "):
+            current.append(line.strip())
+    lines = [f"## Wakeups of the idle daemon by thread, over {window_s:g} s", ""]
+    lines += ["| thread | name | wakeups/s | waiting in |", "|---|---|---|---|"]
+    for tid, (_ns, switches) in sorted(after.items(), key=lambda item: -item[1][1]):
+        woke = (switches - before.get(tid, (0, 0))[1]) / window_s
+        name, frames = stacks.get(tid, ("?", []))
+        lines.append(f"| {tid} | {name} | {woke:.1f} | {' ← '.join(f'`{f}`' for f in frames[:3])} |")
+    return lines
+
+
 def sections_spy(n: int, probe_n: int, window_s: float, tracker: Tracker) -> list[str]:
     if not PY_SPY.exists():
         return ["## py-spy", "", "py-spy is not installed (bench/setup.sh installs it into bench/.venv)."]
@@ -150,7 +174,8 @@ def sections_spy(n: int, probe_n: int, window_s: float, tracker: Tracker) -> lis
     with open_session(Omnitron(), tracker, "idle.py", n) as session:
         session.wait_children(n)
         time.sleep(2.0)
-        lines += section_spy(f"idle daemon, N={n}, {window_s:g} s", session, window_s, tracker)
+        lines += wakeup_table(session.pid, window_s)
+        lines += ["", *section_spy(f"idle daemon, N={n}, {window_s:g} s", session, window_s, tracker)]
         lines += ["", *section_spy(f"shutdown of N={n} after SIGTERM", session, 10, tracker, action="sigterm")]
     port = free_port_block(probe_n)
     with open_session(Omnitron(), tracker, "http_child.py", probe_n, port=port, http_probe=True) as session:

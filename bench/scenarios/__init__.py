@@ -79,7 +79,7 @@ class Settings:
             crash_window_s=3.0,
             probe_n=20,
             probe_window_s=1.5,
-            settle_s=0.7,
+            settle_s=1.5,
         )
 
     @classmethod
