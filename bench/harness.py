@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ ROOT = BENCH.parent
 CHILDREN = BENCH / "children"
 PEER_VENV = BENCH / ".venv"
 T = TypeVar("T")
+PR_SET_CHILD_SUBREAPER = 36
 
 
 class BenchError(Exception):
@@ -112,15 +114,18 @@ class Tracker:
         self.extra_pids.append(pid)
 
     def kill_all(self) -> None:
+        """SIGKILL every tracked tree, plus every process under the harness: as a subreaper
+        (`become_subreaper`), the harness inherits the orphans of a supervisor that died before its children."""
         victims: list[psutil.Process] = []
         for pid in [p.pid for p in self.procs if p.poll() is None] + self.extra_pids:
             victims.extend(tree(pid))
+        victims.extend(psutil.Process().children(recursive=True))
         for proc in victims:
             try:
                 proc.send_signal(signal.SIGKILL)
             except psutil.NoSuchProcess:
                 continue
-        # A killed grandchild stays a zombie until init reaps it, which can take a second here: gone enough.
+        # A killed grandchild stays a zombie until its parent reaps it: gone enough.
         wait_for(
             lambda: True if all(is_gone(p) for p in victims) else None, timeout=10, what="killed processes to exit"
         )
@@ -129,6 +134,24 @@ class Tracker:
                 started.wait(timeout=10)
         self.procs.clear()
         self.extra_pids.clear()
+        reap_orphans()
+
+
+def become_subreaper() -> None:
+    """Orphans of the supervisors under test reparent to the harness, so cleanup by PID still finds them."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+def reap_orphans() -> None:
+    """Collect the exit status of adopted orphans (never of a Popen child: those are all waited for by now)."""
+    for child in psutil.Process().children():
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(child.pid, os.WNOHANG)
+        except (psutil.NoSuchProcess, ChildProcessError):
+            continue
 
 
 def tree(pid: int) -> list[psutil.Process]:

@@ -26,7 +26,15 @@ import time  # noqa: E402
 
 from bench.adapters import AppSpec  # noqa: E402
 from bench.adapters.omnitron import Omnitron, omnitron_argv  # noqa: E402
-from bench.harness import BENCH, Launch, Tracker, free_port_block, thread_stats, workdir  # noqa: E402
+from bench.harness import (  # noqa: E402
+    BENCH,
+    Launch,
+    Tracker,
+    become_subreaper,
+    free_port_block,
+    thread_stats,
+    workdir,
+)
 from bench.scenarios import Session, open_session  # noqa: E402
 
 PY_SPY = BENCH / ".venv" / "bin" / "py-spy"
@@ -191,6 +199,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     args = parser.parse_args()
     n, probe_n, window_s = (20, 20, 5.0) if args.quick else (100, 200, 20.0)
+    become_subreaper()
     tracker = Tracker()
     header = [
         "# Where omnitron's time goes",

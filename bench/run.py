@@ -31,7 +31,7 @@ from dataclasses import replace  # noqa: E402
 from functools import partial  # noqa: E402
 
 from bench.adapters import Peer, all_peers  # noqa: E402
-from bench.harness import BENCH, Tracker  # noqa: E402
+from bench.harness import BENCH, Tracker, become_subreaper  # noqa: E402
 from bench.report import ORDER, Results, to_json, to_markdown  # noqa: E402
 from bench.scenarios import Settings, lifecycle, load, restarts  # noqa: E402
 
@@ -110,6 +110,7 @@ def main() -> int:
         settings = replace(settings, runs=args.runs, large_runs=min(args.runs, settings.large_runs), log_runs=args.runs)
     mode = "n-small" if args.n_small else "quick" if args.quick else "full"
     ensure_peers(args)
+    become_subreaper()
     results, tracker = Results(), Tracker()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     peers = choose(args, results)
