@@ -23,7 +23,7 @@ from omnitron.instance import Instance, InstanceServices
 from omnitron.paths import Home
 from omnitron.pidlock import PidLock
 from omnitron.readiness import snapshot_of
-from omnitron.reaper import become_subreaper, reap_orphans
+from omnitron.reaper import become_subreaper, reap_orphans, sweep_orphans
 from omnitron.recovery import stop_survivors
 from omnitron.resources import ResourceSampler
 from omnitron.snapshot import DaemonSnapshot
@@ -34,6 +34,7 @@ from omnitron.supervisor import Supervisor
 
 log = structlog.get_logger()
 _REAP_SWEEP_S = 30.0
+_HISTORY_BATCH_S = 0.2
 
 
 class Daemon:
@@ -48,10 +49,12 @@ class Daemon:
         self.sampler = ResourceSampler()
         self._shutdown_requested = anyio.Event()
         self._state_dirty = anyio.Event()
+        self._history_dirty = anyio.Event()
         self._supervisor: Supervisor | None = None
         self._tg: TaskGroup | None = None
         self._history: History | None = None
         self._memory_loop_started = False
+        self._orphan_recheck_pending = False
 
     @property
     def supervisor(self) -> Supervisor:
@@ -127,7 +130,7 @@ class Daemon:
             self.health_port = health_sock.getsockname()[1]
             control_sock = bind_control_socket(self.home.socket)
             is_reaper = become_subreaper()
-            self._history = History(self.home.history_db)
+            self._history = History(self.home.history_db, on_pending=self._history_dirty.set)
             router = OutputRouter(self.home, fmt=resolve_format(settings.log_format, writer.isatty()),
                                   writer=writer, default_logs=settings.logs)
             health_app = build_health_app(self.readiness_snapshot, self.snapshot, lambda: self.shutting_down)
@@ -162,6 +165,7 @@ class Daemon:
             tg.start_soon(health.serve)
             tg.start_soon(control.serve)
             tg.start_soon(self._write_state_on_change)
+            tg.start_soon(self._flush_history)
             tg.start_soon(self._sweep_orphans)
             self._start_memory_limits_if_needed()
             self._write_state_now()
@@ -173,8 +177,6 @@ class Daemon:
                 self.exit_code = 1
             health.stop()
             control.stop()
-            with anyio.move_on_after(2):
-                await anyio.sleep(0.05)  # let the servers close their listeners
             tg.cancel_scope.cancel()
 
     async def _handle_signals(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -182,7 +184,10 @@ class Daemon:
             task_status.started()
             async for signum in signals:
                 if signum == signal.SIGCHLD:
-                    reap_orphans()
+                    if not reap_orphans() and not self._orphan_recheck_pending:
+                        self._orphan_recheck_pending = True
+                        assert self._tg is not None
+                        self._tg.start_soon(self._recheck_orphans)
                 elif signum == signal.SIGHUP:
                     assert self._tg is not None
                     self._tg.start_soon(self._reload_on_signal)
@@ -205,11 +210,22 @@ class Daemon:
         else:
             log.info("reloaded", added=report.added, removed=report.removed, changed=report.changed)
 
+    async def _recheck_orphans(self) -> None:
+        # One of our own exited children stood in front of any orphans; it is reaped within a tick or two.
+        try:
+            for _ in range(20):
+                await anyio.sleep(0.05)
+                if reap_orphans():
+                    return
+            sweep_orphans()
+        finally:
+            self._orphan_recheck_pending = False
+
     async def _sweep_orphans(self) -> None:
         # SIGCHLD does the real work; this catches anything a coalesced signal might have left.
         while True:
             await anyio.sleep(_REAP_SWEEP_S)
-            reap_orphans()
+            sweep_orphans()
 
     def _start_memory_limits_if_needed(self) -> None:
         # No limits, no loop: an idle daemon must not wake up for nothing.
@@ -295,6 +311,15 @@ class Daemon:
             write_state(self.home.state_file, self._state_document())
         except OSError as error:
             log.error("state_write_failed", error=str(error))
+
+    async def _flush_history(self) -> None:
+        # Events of a burst (a shutdown, a crash loop) share one transaction; none waits longer than this.
+        assert self._history is not None
+        while True:
+            await self._history_dirty.wait()
+            await anyio.sleep(_HISTORY_BATCH_S)
+            self._history_dirty = anyio.Event()
+            self._history.flush()
 
     async def _write_state_on_change(self) -> None:
         while True:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -93,8 +94,13 @@ class History:
         retention_s: float = 30 * 86400,
         max_rows: int = 1_000_000,
         readonly: bool = False,
+        on_pending: Callable[[], None] | None = None,
     ) -> None:
+        """`on_pending`: when given, record() only queues the event and calls it; the owner then calls flush()
+        (the daemon does, a moment later), so a burst of events is one transaction instead of hundreds."""
         self.path = path
+        self._on_pending = on_pending
+        self._pending: list[tuple[object, ...]] = []
         self.retention_s = retention_s
         self.max_rows = max_rows
         self._readonly = readonly
@@ -177,16 +183,30 @@ class History:
             reason,
             None if healthy is None else int(healthy),
         )
-        try:
-            self._conn.execute(
-                "INSERT INTO events (at, kind, app, instance, pid, exit_code, signal, reason, healthy) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-        except sqlite3.Error as exc:
-            log.warning("history_write_failed", kind=kind, app=app, instance=instance, error=str(exc))
+        self._pending.append(row)
+        if self._on_pending is None:
+            self.flush()
+        elif len(self._pending) == 1:
+            self._on_pending()
+
+    def flush(self) -> None:
+        """Write every queued event in one transaction; a disk error is logged and those events dropped."""
+        if self._conn is None or not self._pending:
+            self._pending.clear()
             return
-        self._since_prune += 1
+        rows, self._pending = self._pending, []
+        try:
+            with self._conn:
+                self._conn.execute("BEGIN")
+                self._conn.executemany(
+                    "INSERT INTO events (at, kind, app, instance, pid, exit_code, signal, reason, healthy) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+        except sqlite3.Error as exc:
+            log.warning("history_write_failed", events=len(rows), error=str(exc))
+            return
+        self._since_prune += len(rows)
         if self._since_prune >= PRUNE_EVERY:
             self.prune()
 
@@ -205,6 +225,7 @@ class History:
             log.warning("history_prune_failed", error=str(exc))
 
     def close(self) -> None:
+        self.flush()
         if self._conn is not None:
             conn, self._conn = self._conn, None
             try:
@@ -213,6 +234,7 @@ class History:
                 log.warning("history_close_failed", error=str(exc))
 
     def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        self.flush()
         if self._conn is None:
             return []
         try:

@@ -55,8 +55,13 @@ class EmbeddedServer:
         try:
             await self._stop.wait()
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                await self._server.shutdown(sockets=[self.sock])
+            # Not uvicorn's shutdown(), which sleeps 100 ms for connections we do not need to drain: the
+            # daemon only stops serving once its apps are gone and every answer has been sent.
+            for server in self._server.servers:
+                server.close()
+            self.sock.close()
+            for connection in list(self._server.server_state.connections):
+                connection.shutdown()
 
     def stop(self) -> None:
         self._server.should_exit = True

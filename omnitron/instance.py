@@ -140,7 +140,8 @@ class Instance:
         self._poke()
 
     def kill_now(self) -> None:
-        if self.child is not None:
+        # Only a group that is ours right now: a long-stopped child's PID may belong to someone else by now.
+        if self.child is not None and self.state in (S.STARTING, S.RUNNING, S.STOPPING):
             kill_group_now(self.child)
 
     def _poke(self) -> None:

@@ -1,4 +1,9 @@
-"""Stopping a child's whole process group: the signal, the grace period, SIGKILL, and no survivors."""
+"""Stopping a child's whole process group: the signal, the grace period, SIGKILL, and no survivors.
+
+Why signalling a group after its leader is reaped is safe: a process group lives exactly as long as one of its
+members does, and Linux does not hand out a PID while a live group still uses it as its ID. So `killpg(pgid, 0)`
+failing with ESRCH means the group is empty for good, and succeeding means it is still the same group.
+"""
 
 from __future__ import annotations
 
@@ -14,69 +19,46 @@ _GROUP_POLL_S: Final = 0.02
 _AFTER_KILL_BOUND_S: Final = 5.0
 
 
-class _GroupScan:
-    """Every live process's group, from one pass over /proc, shared by all the stops in progress.
-
-    A shutdown stops many groups at once; one scan per poll round instead of one per group keeps the cost
-    linear. A caller says how fresh the scan must be: taken after it saw its leader exit (so no member forked
-    before that is missed) and after its own previous look (so a poll sees progress).
-    """
-
-    def __init__(self) -> None:
-        self.taken_at = -1.0
-        self.groups: dict[int, list[int]] = {}
-
-    def members(self, pgid: int, fresh_after: float) -> list[int]:
-        if self.taken_at < fresh_after or self.taken_at < 0:
-            self.taken_at = anyio.current_time()
-            self.groups = _scan_groups()
-        return self.groups.get(pgid, [])
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send sig to every member of the group; False when the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # a member we may not signal (setuid); the group still exists
+    return True
 
 
-def _scan_groups() -> dict[int, list[int]]:
-    groups: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # Fields after the command name (which may hold spaces and parentheses): state ppid pgrp ...
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and fields[0] not in (b"Z", b"X"):
-            groups.setdefault(int(fields[2]), []).append(int(entry))
-    return groups
+def group_exists(pgid: int) -> bool:
+    return signal_group(pgid, 0)
 
 
-_scan = _GroupScan()
-
-
-def group_members(pgid: int, *, exclude: int | None = None, fresh_after: float | None = None) -> list[int]:
-    """Live (non-zombie) processes in process group `pgid`; a fresh /proc scan unless one newer than
-    `fresh_after` (an anyio.current_time() value) is at hand."""
-    now = anyio.current_time() if fresh_after is None else fresh_after
-    return [pid for pid in _scan.members(pgid, now) if pid != exclude]
-
-
-async def _wait_group_empty(pgid: int, leader: int, deadline: float, since: float) -> bool:
-    """Poll (briefly: only while a group is being stopped) until the group has no live member but the leader."""
-    looked_at = since
-    while group_members(pgid, exclude=leader, fresh_after=looked_at):
+async def wait_group_gone(pgid: int, deadline: float) -> bool:
+    """Poll (only while a group is being stopped, in 20 ms steps) until the group is empty or the deadline."""
+    while group_exists(pgid):
         if anyio.current_time() >= deadline:
             return False
-        looked_at = anyio.current_time()
         await anyio.sleep(_GROUP_POLL_S)
     return True
 
 
-async def stop_group(child: ChildProcess, sig: int, kill_timeout_s: float) -> bool:
-    """Stop the child and everything left in its process group; return True if SIGKILL was needed.
+async def _finish_group(pgid: int, sig: int | None, deadline: float) -> bool:
+    """The leader is reaped: give what is left of its group until the deadline, then SIGKILL. True if killed."""
+    if sig is not None and not signal_group(pgid, sig):
+        return False  # the common case: nothing was left
+    if await wait_group_gone(pgid, deadline):
+        return False
+    signal_group(pgid, signal.SIGKILL)
+    await wait_group_gone(pgid, anyio.current_time() + _AFTER_KILL_BOUND_S)
+    return True
 
-    `sig` goes to the group; after `kill_timeout_s` the group gets SIGKILL. The leader is kept unreaped until
-    the group is empty, so its PGID cannot be reused by an unrelated process while we still signal it.
-    Shielded: a stop, once begun, finishes even when the caller is cancelled.
+
+async def stop_group(child: ChildProcess, sig: int, kill_timeout_s: float) -> bool:
+    """Stop the child and everything in its process group; return True if SIGKILL was needed.
+
+    `sig` goes to the group; after `kill_timeout_s` whatever is left gets SIGKILL. Shielded: a stop, once
+    begun, finishes even when the caller is cancelled.
     """
     killed = False
     with anyio.CancelScope(shield=True):
@@ -88,24 +70,20 @@ async def stop_group(child: ChildProcess, sig: int, kill_timeout_s: float) -> bo
             child.send_signal_to_group(signal.SIGKILL)
             killed = True
             await child.wait_exited()
-        exited_at = anyio.current_time()
-        if not await _wait_group_empty(child.pid, child.pid, deadline, exited_at):
-            child.send_signal_to_group(signal.SIGKILL)
-            killed = True
-            now = anyio.current_time()
-            await _wait_group_empty(child.pid, child.pid, now + _AFTER_KILL_BOUND_S, now)
         child.reap()
+        killed = await _finish_group(child.pid, None, deadline) or killed
     return killed
 
 
 async def clean_up_after_exit(child: ChildProcess, sig: int, kill_timeout_s: float) -> bool:
-    """The leader exited on its own: stop whatever it left in its group, then reap it."""
-    if not group_members(child.pid, exclude=child.pid, fresh_after=child.exited_at):
+    """The leader exited on its own: reap it, and stop whatever it left in its group (sig, then SIGKILL)."""
+    killed = False
+    with anyio.CancelScope(shield=True):
         child.reap()
-        return False
-    return await stop_group(child, sig, kill_timeout_s)  # shielded itself
+        killed = await _finish_group(child.pid, sig, anyio.current_time() + kill_timeout_s)
+    return killed
 
 
 def kill_group_now(child: ChildProcess) -> None:
-    """SIGKILL the whole group at once (a second SIGTERM to the daemon)."""
-    child.send_signal_to_group(signal.SIGKILL)
+    """SIGKILL the whole group at once (a second SIGTERM to the daemon), leader reaped or not."""
+    signal_group(child.pid, signal.SIGKILL)

@@ -10,6 +10,8 @@ import anyio
 import psutil
 import structlog
 
+from omnitron.procgroup import group_exists, signal_group
+
 log = structlog.get_logger()
 _START_TIME_TOLERANCE_S = 0.05
 _POLL_S = 0.05
@@ -48,16 +50,11 @@ async def _stop_survivor(entry: dict[str, Any], proc: psutil.Process, kill_timeo
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+    signal_group(pgid, sig)
 
 
 def _group_alive(pgid: int) -> bool:
-    from omnitron.procgroup import group_members
-
-    return bool(group_members(pgid))
+    return group_exists(pgid)
 
 
 async def stop_survivors(state: dict[str, Any] | None, kill_timeouts: dict[str, float]) -> int:
