@@ -25,7 +25,7 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 
 from bench.adapters import AppSpec  # noqa: E402
-from bench.adapters.omnitron import Omnitron, omnitron_argv  # noqa: E402
+from bench.adapters.omnitron import Omnitron  # noqa: E402
 from bench.harness import (  # noqa: E402
     BENCH,
     Launch,
@@ -42,15 +42,34 @@ THREAD_LINE = re.compile(r'^Thread (\d+) \((\w+)\): "(.*)"$')
 IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
 
 
-class WrappedOmnitron(Omnitron):
-    """omnitron launched as `python <prefix> -m omnitron ...` (under cProfile or -X importtime)."""
+# `omnitron up --foreground` leaves with os._exit (no interpreter teardown), so `-m cProfile` never gets to
+# write its file: profile run_foreground itself and dump before exiting.
+CPROFILE_DAEMON = """
+import cProfile, sys
+out, config = sys.argv[1], sys.argv[2]
+profiler = cProfile.Profile()
+profiler.enable()
+from omnitron.daemon import run_foreground
+code = run_foreground(config)
+profiler.disable()
+profiler.dump_stats(out)
+sys.exit(code)
+"""
 
-    def __init__(self, prefix: list[str]) -> None:
-        self.prefix = prefix
+
+class WrappedOmnitron(Omnitron):
+    """omnitron launched under `-X importtime`, or under cProfile when `pstats` names the output file."""
+
+    def __init__(self, pstats_out: Path | None = None) -> None:
+        self.pstats_out = pstats_out
 
     def launch(self, wd: Path, app: AppSpec) -> Launch:
         launch = super().launch(wd, app)
-        launch.argv = [sys.executable, *self.prefix, "-m", "omnitron", *launch.argv[len(omnitron_argv()) :]]
+        config = launch.argv[-1]
+        if self.pstats_out is None:
+            launch.argv = [sys.executable, "-X", "importtime", "-m", "omnitron", "up", "--foreground", "-c", config]
+        else:
+            launch.argv = [sys.executable, "-c", CPROFILE_DAEMON, str(self.pstats_out), config]
         return launch
 
 
@@ -110,7 +129,7 @@ def spy(pid: int, seconds: float, out: Path, tracker: Tracker, wd: Path) -> subp
 
 def section_imports(n: int, tracker: Tracker) -> list[str]:
     lines = ["## Import time", "", "### The daemon (`omnitron up --foreground`, whole life)", ""]
-    with open_session(WrappedOmnitron(["-X", "importtime"]), tracker, "idle.py", n) as session:
+    with open_session(WrappedOmnitron(), tracker, "idle.py", n) as session:
         session.wait_children(n)
         status = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "omnitron", "status", "--json"],
@@ -128,9 +147,7 @@ def section_cprofile(n: int, tracker: Tracker) -> list[str]:
     lines = [f"## cProfile: the daemon from start-up to {n} children alive, then SIGTERM and shutdown", ""]
     with (
         workdir("prof") as keep,
-        open_session(
-            WrappedOmnitron(["-m", "cProfile", "-o", str(keep / "daemon.pstats")]), tracker, "idle.py", n
-        ) as session,
+        open_session(WrappedOmnitron(keep / "daemon.pstats"), tracker, "idle.py", n) as session,
     ):
         session.wait_children(n)
         status_stats = keep / "status.pstats"
