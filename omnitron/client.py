@@ -10,12 +10,16 @@ import json
 import socket
 
 from omnitron.errors import ConfigError, DaemonNotRunning, ExitCode, OmnitronError, UsageError
-from omnitron.paths import Home
 
 # `typing` alone costs ~2 ms to import; type checkers treat any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from omnitron.homeroot import ClientHome
+    from omnitron.paths import Home
+
+    HomeLike = ClientHome | Home  # anything with root, socket and daemon_log
 
 STATUS_TIMEOUT_S = 15.0
 # start/stop/restart/scale/reload return when the change is done, which can take kill_timeout and min_uptime
@@ -135,7 +139,7 @@ def error_from_json(document: Any, status: int) -> OmnitronError:
 class ControlClient:
     """Talks to the daemon of one OMNITRON_HOME over its control socket."""
 
-    def __init__(self, home: Home) -> None:
+    def __init__(self, home: HomeLike) -> None:
         self.home = home
 
     def _not_running(self) -> DaemonNotRunning:

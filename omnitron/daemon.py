@@ -289,6 +289,7 @@ class Daemon:
         return {
             "pid": os.getpid(),
             "health_port": self.health_port,
+            "health_host": self.loaded.ecosystem.daemon.health_host,
             "version": __version__,
             "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "config": str(self.loaded.path),

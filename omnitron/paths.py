@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from omnitron.homeroot import home_root
+
 
 class Home:
     """The folder and everything in it. A plain class: a dataclass would import `inspect` on the CLI's hot path."""
@@ -25,9 +27,7 @@ class Home:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Home:
-        env = os.environ if environ is None else environ
-        raw = env.get("OMNITRON_HOME") or str(Path.home() / ".omnitron")
-        return cls(Path(raw).expanduser().absolute())
+        return cls(Path(home_root(environ)))
 
     @property
     def pidfile(self) -> Path:

@@ -25,6 +25,17 @@ COMMAND_MODULES = (
     "omnitron.cli.infra_cmd",
     "omnitron.cli.history_cmd",
 )
+# Which module registers each command, so `omnitron status` imports one module, not all of them.
+COMMAND_OWNERS = {
+    "up": "omnitron.cli.daemon_cmds",
+    "down": "omnitron.cli.daemon_cmds",
+    **dict.fromkeys(("status", "start", "stop", "restart", "scale", "reload", "probe"), "omnitron.cli.control_cmds"),
+    "check": "omnitron.cli.check_cmd",
+    "logs": "omnitron.cli.logs_cmd",
+    "secrets": "omnitron.cli.secrets_cmd",
+    "infra": "omnitron.cli.infra_cmd",
+    "history": "omnitron.cli.history_cmd",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,12 +45,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(ExitCode.USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (`only`, a module name) one with just that module's commands: what a run needs."""
     parser = _Parser(prog="omnitron", description="A process supervisor for containers and PaaS deployments.")
     parser.add_argument("--version", action="version", version=f"omnitron {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if only is None else (only,):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -50,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (the first word that is not an option), if any."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def print_error(error: OmnitronError) -> None:
     sys.stderr.write(f"omnitron: {error.one_line()}\n")
     if isinstance(error, ConfigError):
@@ -58,8 +75,9 @@ def print_error(error: OmnitronError) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(COMMAND_OWNERS.get(_command_word(words) or ""))
+    args = parser.parse_args(words)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)

@@ -52,9 +52,9 @@ def _count(text: str) -> int:
 
 def _client() -> ControlClient:
     from omnitron.client import ControlClient
-    from omnitron.paths import Home
+    from omnitron.homeroot import ClientHome
 
-    return ControlClient(Home.from_env())
+    return ControlClient(ClientHome())
 
 
 def _plural(count: int) -> str:
@@ -135,11 +135,12 @@ def _health_address(args: argparse.Namespace) -> tuple[str, int]:
     host: str | None = args.host
     port: int | None = args.port
     if port is None or host is None:
-        from omnitron.paths import Home
+        from omnitron.homeroot import ClientHome
 
-        home = Home.from_env()
+        home = ClientHome()
         try:
-            state = json.loads(home.state_file.read_text())
+            with open(home.state_file, "rb") as f:
+                state = json.loads(f.read())
         except FileNotFoundError:
             state = {}
         except (OSError, ValueError) as exc:
