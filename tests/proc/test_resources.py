@@ -26,8 +26,19 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for proc in started:
+        # the whole tree, by PID: a grandchild outlives a killed parent (it is reparented, out of our sight)
+        try:
+            tree = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            tree = []
         proc.kill()
         proc.wait(timeout=10)
+        for child in tree:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(tree, timeout=10)
 
 
 def start(procs: list[subprocess.Popen[bytes]], code: str) -> subprocess.Popen[bytes]:
