@@ -21,6 +21,7 @@ from omnitron.stdout_writer import StdoutWriter
 
 MAX_LINE = 64 * 1024
 READ_SIZE = 64 * 1024
+FORMAT_PIECE = 16 * 1024
 StreamName = Literal["stdout", "stderr"]
 
 _encode_json_string = json.encoder.encode_basestring  # the C encoder when available, as json.dumps uses
@@ -151,7 +152,21 @@ class InstanceOutput:
         return rest
 
     def _emit(self, block: bytes, stream_name: StreamName) -> None:
-        """Write `block` (lines joined by newlines, without the last one) to the file and the stdout copy."""
+        """Write `block` (lines joined by newlines, without the last one) in pieces of about FORMAT_PIECE.
+
+        Formatting a 64 KiB read in one go yields 120-220 KiB results, above glibc's mmap threshold: every
+        such allocation is a fresh mmap and ~50 page faults, which made the JSON copy 7x slower.
+        """
+        start, end = 0, len(block)
+        while end - start > FORMAT_PIECE:
+            cut = block.rfind(b"\n", start, start + FORMAT_PIECE)
+            if cut < 0:
+                break  # one long line: it is formatted whole
+            self._emit_piece(block[start:cut], stream_name)
+            start = cut + 1
+        self._emit_piece(block[start:] if start else block, stream_name)
+
+    def _emit_piece(self, block: bytes, stream_name: StreamName) -> None:
         ts = utc_timestamp()
         lines = block.count(b"\n") + 1
         head = f"{ts} {stream_name} | ".encode()
