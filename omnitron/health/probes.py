@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import signal
+import socket
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -160,6 +163,48 @@ def _connect_error(exc: OSError) -> str:
     return f"connect failed: {cause}"
 
 
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def _connect_ip(host: str, port: int) -> socket.socket:
+    """A connected non-blocking socket to an IP literal: a fraction of anyio.connect_tcp's work per probe
+    (no name resolution, no happy-eyeballs task group), which matters at hundreds of probes a second."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        try:
+            sock.connect((host, port))
+        except BlockingIOError:
+            await anyio.wait_writable(sock)
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error:
+                raise OSError(error, os.strerror(error)) from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _get_status_line(sock: socket.socket, request: bytes) -> bytes | None:
+    sock.sendall(request)  # a few hundred bytes: always fits an empty socket buffer
+    buffer = b""
+    while b"\n" not in buffer and len(buffer) < MAX_HEAD_BYTES:
+        try:
+            data = sock.recv(4096)
+        except BlockingIOError:
+            await anyio.wait_readable(sock)
+            continue
+        if not data:
+            break
+        buffer += data
+    return buffer.splitlines()[0] if buffer else None
+
+
 class TcpProbe:
     """Passes when a TCP connection to host:port succeeds within the timeout."""
 
@@ -174,8 +219,11 @@ class TcpProbe:
     async def check(self) -> ProbeResult:
         try:
             with anyio.fail_after(self._timeout_s):
-                stream = await anyio.connect_tcp(self.host, self.port)
-                await stream.aclose()
+                if _is_ip_literal(self.host):
+                    (await _connect_ip(self.host, self.port)).close()
+                else:
+                    stream = await anyio.connect_tcp(self.host, self.port)
+                    await stream.aclose()
         except TimeoutError:
             return ProbeResult(False, _timeout_error(self._timeout_s))
         except OSError as exc:
@@ -208,6 +256,7 @@ class HttpProbe:
             "Accept: */*\r\nConnection: close\r\n\r\n"
         ).encode("latin-1")
         self._timeout_s = timeout_s
+        self._is_fast = self._ssl_context is None and _is_ip_literal(self.host)
 
     def __repr__(self) -> str:
         return f"<HttpProbe {self.host}:{self.port}>"
@@ -220,6 +269,8 @@ class HttpProbe:
             return ProbeResult(False, _timeout_error(self._timeout_s))
 
     async def _get(self) -> ProbeResult:
+        if self._is_fast:
+            return await self._fast_get()
         try:
             stream: ByteStream
             if self._ssl_context is None:
@@ -238,6 +289,20 @@ class HttpProbe:
                 status_line = await _read_status_line(stream)
             except (OSError, anyio.BrokenResourceError, ssl.SSLError) as exc:
                 return ProbeResult(False, f"connection error: {exc.__class__.__name__}")
+        return _status_result(status_line)
+
+
+    async def _fast_get(self) -> ProbeResult:
+        try:
+            sock = await _connect_ip(self.host, self.port)
+        except OSError as exc:
+            return ProbeResult(False, _connect_error(exc))
+        try:
+            status_line = await _get_status_line(sock, self._request)
+        except OSError as exc:
+            return ProbeResult(False, f"connection error: {exc.__class__.__name__}")
+        finally:
+            sock.close()
         return _status_result(status_line)
 
 
