@@ -1,4 +1,4 @@
-"""The control API: versioned HTTP+JSON routes served on the daemon's Unix socket, and that socket's binding.
+"""The control API: versioned HTTP+JSON routes served on the daemon's Unix socket (bound in sockets.py).
 
 Access control is the file system's: the socket is created mode 0600 inside a 0700 home, so only the user
 that runs the daemon (and root) can connect. Nothing here is ever mounted on the TCP health port.
@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -24,11 +21,10 @@ from starlette.routing import Route
 from omnitron import __version__
 from omnitron.control_api import ControlTarget
 from omnitron.errors import ConfigError, ExitCode, OmnitronError, UsageError
+from omnitron.sockets import bind_control_socket, remove_control_socket
 
 log = structlog.get_logger()
 
-# sun_path is 108 bytes on Linux, including the terminating NUL.
-MAX_SOCKET_PATH_BYTES = 107
 ACTIONS = ("start", "stop", "restart")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -170,53 +166,4 @@ def build_control_app(target: ControlTarget) -> Starlette:
     )
 
 
-def _remove_stale_socket(path: Path) -> None:
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise OmnitronError(f"{path} exists and is not a socket", fix="move that file out of OMNITRON_HOME")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        path.unlink(missing_ok=True)  # left behind by a daemon that died without cleaning up
-        return
-    finally:
-        probe.close()
-    raise OmnitronError(f"another process serves the control socket {path}", fix="stop it with `omnitron down`")
-
-
-def bind_control_socket(path: Path) -> socket.socket:
-    """A listening, non-inheritable Unix socket at `path`, mode 0600; a stale socket file is replaced."""
-    if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
-        raise OmnitronError(
-            f"control socket path {path} is longer than {MAX_SOCKET_PATH_BYTES} bytes",
-            fix="set OMNITRON_HOME to a shorter path",
-        )
-    _remove_stale_socket(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    # The umask closes the window between bind() creating the file and the chmod below.
-    old_umask = os.umask(0o177)
-    try:
-        sock.bind(str(path))
-    except OSError:
-        sock.close()
-        raise
-    finally:
-        os.umask(old_umask)
-    os.chmod(path, 0o600)
-    sock.listen(128)
-    sock.set_inheritable(False)
-    sock.setblocking(False)
-    return sock
-
-
-def remove_control_socket(path: Path) -> None:
-    """Remove the socket file at shutdown (only if it is a socket: never delete anything else)."""
-    try:
-        if stat.S_ISSOCK(path.lstat().st_mode):
-            path.unlink()
-    except FileNotFoundError:
-        return
+__all__ = ["build_control_app", "bind_control_socket", "remove_control_socket", "error_body"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
@@ -18,7 +19,6 @@ from omnitron.config.model import AppConfig
 from omnitron.control_api import ReloadReport
 from omnitron.errors import ConfigError, OmnitronError
 from omnitron.history import History
-from omnitron.http_server import EmbeddedServer, bind_tcp
 from omnitron.instance import Instance, InstanceServices
 from omnitron.paths import Home
 from omnitron.pidlock import PidLock
@@ -27,13 +27,18 @@ from omnitron.reaper import become_subreaper, reap_orphans, sweep_orphans
 from omnitron.recovery import stop_survivors
 from omnitron.resources import ResourceSampler
 from omnitron.snapshot import DaemonSnapshot
+from omnitron.sockets import bind_control_socket, bind_tcp, remove_control_socket
 from omnitron.statefile import read_state, write_state
 from omnitron.states import AppState
 from omnitron.stdout_writer import StdoutWriter
 from omnitron.supervisor import Supervisor
 
+if TYPE_CHECKING:
+    from omnitron.http_server import EmbeddedServer
+
 log = structlog.get_logger()
 _REAP_SWEEP_S = 30.0
+_HTTP_START_DELAY_BOUND_S = 1.0
 _HISTORY_BATCH_S = 0.2
 
 
@@ -106,8 +111,6 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until shut down; the exit code per the contract (0 clean, 1 forced or on_fatal = exit)."""
-        from omnitron.control import bind_control_socket, build_control_app, remove_control_socket
-        from omnitron.health.app import build_health_app
         from omnitron.logs import configure_logging, resolve_format
 
         settings = self.loaded.ecosystem.daemon
@@ -120,22 +123,11 @@ class Daemon:
             configure_logging(level=settings.log_level, fmt=settings.log_format, writer=writer)
             survivors = await stop_survivors(read_state(self.home.state_file),
                                              {a.name: a.kill_timeout for a in self.loaded.ecosystem.apps})
-            try:
-                health_sock = bind_tcp(settings.health_host, settings.health_port)
-            except OSError as error:
-                raise OmnitronError(
-                    f"cannot serve health checks on {settings.health_host}:{settings.health_port}: {error.strerror}",
-                    "free the port, or set [daemon] health_port (or OMNITRON_HEALTH_PORT) to another one",
-                ) from None
-            self.health_port = health_sock.getsockname()[1]
-            control_sock = bind_control_socket(self.home.socket)
+            health_sock, control_sock = self._bind_sockets()
             is_reaper = become_subreaper()
             self._history = History(self.home.history_db, on_pending=self._history_dirty.set)
             router = OutputRouter(self.home, fmt=resolve_format(settings.log_format, writer.isatty()),
                                   writer=writer, default_logs=settings.logs)
-            health_app = build_health_app(self.readiness_snapshot, self.snapshot, lambda: self.shutting_down)
-            health = EmbeddedServer(health_app, health_sock)
-            control = EmbeddedServer(build_control_app(self), control_sock)
             services = InstanceServices(open_output=router.open_instance, build_env=self._build_env,
                                         history=self._history, on_change=self._on_change, run_probe=self._run_probe)
             self._started_mono = anyio.current_time()
@@ -144,7 +136,7 @@ class Daemon:
                      subreaper=is_reaper)
             self._history.record("daemon_start", "omnitron", 0, pid=os.getpid())
             try:
-                await self._serve(services, health, control)
+                await self._serve(services, health_sock, control_sock)
             finally:
                 remove_control_socket(self.home.socket)
                 router.close()
@@ -157,27 +149,61 @@ class Daemon:
             lock.release()
             writer.close()
 
-    async def _serve(self, services: InstanceServices, health: EmbeddedServer, control: EmbeddedServer) -> None:
+    def _bind_sockets(self) -> tuple[socket.socket, socket.socket]:
+        """Both listening sockets, before any app starts: a busy port fails the start-up, not a running app."""
+        settings = self.loaded.ecosystem.daemon
+        try:
+            health_sock = bind_tcp(settings.health_host, settings.health_port)
+        except OSError as error:
+            raise OmnitronError(
+                f"cannot serve health checks on {settings.health_host}:{settings.health_port}: {error.strerror}",
+                "free the port, or set [daemon] health_port (or OMNITRON_HEALTH_PORT) to another one",
+            ) from None
+        self.health_port = health_sock.getsockname()[1]
+        try:
+            return health_sock, bind_control_socket(self.home.socket)
+        except BaseException:
+            health_sock.close()
+            raise
+
+    async def _serve(self, services: InstanceServices, health_sock: socket.socket,
+                     control_sock: socket.socket) -> None:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             await tg.start(self._handle_signals)
             self._supervisor = Supervisor(self.loaded.ecosystem, services, tg)
-            tg.start_soon(health.serve)
-            tg.start_soon(control.serve)
             tg.start_soon(self._write_state_on_change)
             tg.start_soon(self._flush_history)
             tg.start_soon(self._sweep_orphans)
             self._start_memory_limits_if_needed()
             self._write_state_now()
             await self.supervisor.start_all()
+            servers = await tg.start(self._serve_http, health_sock, control_sock)
             await self._shutdown_requested.wait()
             log.info("shutdown_started")
             finished = await self.supervisor.shutdown(self.loaded.ecosystem.daemon.shutdown_timeout)
             if not finished:
                 self.exit_code = 1
-            health.stop()
-            control.stop()
+            for server in servers:
+                server.stop()
             tg.cancel_scope.cancel()
+
+    async def _serve_http(self, health_sock: socket.socket, control_sock: socket.socket, *,
+                          task_status: TaskStatus[list[EmbeddedServer]] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve /healthz & co and the control API. The sockets listen already (connections wait in the
+        backlog); importing the HTTP stack waits until the first apps are spawned, so they start sooner."""
+        with anyio.move_on_after(_HTTP_START_DELAY_BOUND_S):
+            await self.supervisor.wait_first_spawns()
+        from omnitron.control import build_control_app
+        from omnitron.health.app import build_health_app
+        from omnitron.http_server import EmbeddedServer
+
+        health_app = build_health_app(self.readiness_snapshot, self.snapshot, lambda: self.shutting_down)
+        servers = [EmbeddedServer(health_app, health_sock), EmbeddedServer(build_control_app(self), control_sock)]
+        async with anyio.create_task_group() as tg:
+            for server in servers:
+                tg.start_soon(server.serve)
+            task_status.started(servers)
 
     async def _handle_signals(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD) as signals:

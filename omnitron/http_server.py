@@ -70,18 +70,3 @@ class EmbeddedServer:
     def force_stop(self) -> None:
         self._server.force_exit = True
         self.stop()
-
-
-def bind_tcp(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (not inheritable by children); OSError names the address on failure."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock

@@ -157,6 +157,15 @@ class Supervisor:
             if app.autostart:
                 self._schedule_start(app)
 
+    async def wait_first_spawns(self) -> None:
+        """Until every autostart instance that is not waiting for a dependency has left `stopped`."""
+        def spawned() -> bool:
+            return all(i.state is not S.STOPPED or not i.app.autostart or i.app.name in self.waiting_for
+                       for i in self.all_instances())
+
+        while not spawned():
+            await self._changed.wait()
+
     async def shutdown(self, timeout_s: float) -> bool:
         """Stop every app in reverse dependency order; False when the bound ran out and groups were SIGKILLed."""
         self.is_accepting = False  # nothing starts from here on, not even a dependent whose condition now holds
