@@ -96,7 +96,9 @@ class Daemon:
         if loaded.ecosystem.daemon != self.loaded.ecosystem.daemon:
             log.warning("daemon_settings_unchanged", reason="[daemon] changes take effect when the daemon restarts")
         report = await self.supervisor.reload(loaded.ecosystem, str(loaded.path))
-        self.loaded = LoadedConfig(loaded.path, self.supervisor.ecosystem)
+        # the apps are the new file's; [daemon] stays what this process started with (see docs/lifecycle.md)
+        kept = self.supervisor.ecosystem.model_copy(update={"daemon": self.loaded.ecosystem.daemon})
+        self.loaded = LoadedConfig(loaded.path, kept)
         self._start_memory_limits_if_needed()
         return report
 
