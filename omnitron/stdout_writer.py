@@ -6,12 +6,12 @@ import os
 import select
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 DropNotice = Callable[[int], bytes]
 # Under a reader that keeps up only partly, report drops at most this often unless the buffer empties.
 REPORT_INTERVAL_S = 5.0
+_IOV_MAX = 1024  # writev's limit on buffers per call (Linux)
 
 
 def default_drop_notice(count: int) -> bytes:
@@ -30,7 +30,7 @@ class StdoutWriter:
     def __init__(self, fd: int = 1, *, max_buffered_bytes: int = 8 * 1024 * 1024) -> None:
         self.fd = fd
         self._max_buffered = max_buffered_bytes
-        self._chunks: deque[bytes] = deque()
+        self._chunks: list[bytes] = []
         self._buffered = 0  # queued plus in flight, so memory stays bounded while a write blocks
         self._dropped = 0
         self._unreported = 0
@@ -102,11 +102,13 @@ class StdoutWriter:
                     self._cond.wait()
                 if not self._chunks:
                     break
-                batch = b"".join(self._chunks)
-                self._chunks.clear()
-            self._write_batch(batch)
+                chunks, self._chunks = self._chunks, []
+            size = sum(map(len, chunks))
+            # writev, not b"".join: joining copies everything once more, into a fresh (mmap'd) buffer
+            for start in range(0, len(chunks), _IOV_MAX):
+                self._write_chunks(chunks[start : start + _IOV_MAX])
             with self._cond:
-                self._buffered -= len(batch)
+                self._buffered -= size
                 should_report = self._unreported > 0 and (
                     self._buffered == 0
                     or (
@@ -125,6 +127,22 @@ class StdoutWriter:
             self._reported_at = time.monotonic()
         if not self._is_broken:
             self._write_batch(self._drop_notice(count))
+
+    def _write_chunks(self, chunks: list[bytes]) -> None:
+        views = [memoryview(chunk) for chunk in chunks]
+        first = 0
+        while first < len(views) and not self._is_broken:
+            try:
+                written = os.writev(self.fd, views[first:])
+            except OSError:
+                # EAGAIN on a shared non-blocking fd, EINTR, EPIPE...: the single-buffer path handles each
+                self._write_batch(b"".join(views[first:]))
+                return
+            while first < len(views) and written >= len(views[first]):
+                written -= len(views[first])
+                first += 1
+            if written:
+                views[first] = views[first][written:]
 
     def _write_batch(self, batch: bytes) -> None:
         view = memoryview(batch)
