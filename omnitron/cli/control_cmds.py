@@ -158,6 +158,20 @@ def _health_address(args: argparse.Namespace) -> tuple[str, int]:
     return host, port
 
 
+def _home_root() -> str:
+    from omnitron.homeroot import home_root
+
+    return home_root()
+
+
+def _daemon_holds_home() -> bool:
+    from pathlib import Path
+
+    from omnitron.pidlock import is_locked
+
+    return is_locked(Path(_home_root()) / "omnitron.pid")
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     from omnitron.client import http_get
 
@@ -166,6 +180,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
         response = http_get(host, port, f"/{args.endpoint}", timeout=args.timeout)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        if args.port is None and not _daemon_holds_home():
+            raise DaemonNotRunning(
+                f"no omnitron daemon is running for home {_home_root()} (its last health port was {port})",
+                fix="start one with `omnitron up`",
+            ) from None
         raise OmnitronError(
             f"{args.endpoint}: cannot reach http://{host}:{port}: {reason}",
             fix="check that the daemon is up with `omnitron status`",

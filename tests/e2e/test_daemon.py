@@ -474,3 +474,20 @@ def test_stopping_an_app_that_waits_for_dependencies_keeps_it_stopped(run_daemon
     assert [i["state"] for i in live["apps"] if i["name"] == "api"] == ["stopped"]
     assert cli("start", "api", home=home).returncode == 0
     daemon.wait_states("api", "running")
+
+
+def test_probe_answers_while_the_daemon_runs_and_exits_3_once_it_is_gone(run_daemon: RunDaemon, home: Path) -> None:
+    daemon = run_daemon(f"""
+        [[apps]]
+        name = "a"
+        command = {app_argv("ready.py")}
+        min_uptime = "100ms"
+    """)
+    daemon.wait_states("a", "running")
+    wait_for(lambda: cli("probe", "readyz", home=home).returncode == 0, describe=daemon.describe)
+    assert cli("probe", home=home).returncode == 0
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit() == 0
+    gone = cli("probe", home=home)
+    assert gone.returncode == 3, gone.stderr
+    assert "no omnitron daemon is running" in gone.stderr
