@@ -274,6 +274,21 @@ class Supervisor:
         if not is_waiting:
             await self._wait_started(added)
 
+    async def _roll(self, app: AppConfig) -> None:
+        """A changed app: restart its instances one at a time, each ready before the next.
+
+        An instance that is not running takes the new config at its next start, except that an autostart app
+        is (re)started, as `supervisorctl update` does: a reload is how a fixed config gets a fatal app going.
+        One still waiting for its dependencies keeps waiting.
+        """
+        is_waiting = app.name in self._starters
+        for instance in list(self.instances.get(app.name, [])):
+            is_resting = instance.state in RESTING_STATES and not instance.is_start_pending
+            if is_waiting or (is_resting and not app.autostart):
+                instance.reconfigure(app)
+            else:
+                await self._restart_one(instance, "reload", app)
+
     async def reload(self, new: Ecosystem, config_path: str) -> ReloadReport:
         """Apply only the difference: added apps start, removed stop, changed roll one instance at a time."""
         self._check_accepting()
@@ -294,8 +309,7 @@ class Supervisor:
                 self.instances.pop(name, None)
         self.ecosystem = new.model_copy(update={"apps": [fresh[n] if n in fresh else old[n] for n in fresh]})
         for name in changed:
-            for instance in list(self.instances.get(name, [])):
-                await self._restart_one(instance, "reload", fresh[name])
+            await self._roll(fresh[name])
         for name in changed + unchanged:
             if len(self.instances.get(name, [])) != fresh[name].instances:
                 await self._scale(name, fresh[name].instances)

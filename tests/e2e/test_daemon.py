@@ -491,3 +491,22 @@ def test_probe_answers_while_the_daemon_runs_and_exits_3_once_it_is_gone(run_dae
     gone = cli("probe", home=home)
     assert gone.returncode == 3, gone.stderr
     assert "no omnitron daemon is running" in gone.stderr
+
+
+def test_reload_of_a_changed_manual_app_does_not_start_it(run_daemon: RunDaemon, home: Path) -> None:
+    body = f"""
+        [[apps]]
+        name = "manual"
+        command = {app_argv("ready.py")}
+        autostart = false
+        env = {{ VERSION = "1" }}
+    """
+    daemon = run_daemon(body)
+    daemon.config.write_text(daemon.config.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
+    result = cli("reload", home=home)
+    assert result.returncode == 0, result.stderr
+    live = json.loads(cli("status", "--json", home=home).stdout)
+    assert [i["state"] for i in live["apps"]] == ["stopped"]
+    assert cli("start", "manual", home=home).returncode == 0
+    pid = daemon.wait_states("manual", "running")[0]["pid"]
+    assert proc_environ(pid)["VERSION"] == "2", "the new config applies at its next start"
