@@ -54,6 +54,8 @@ def _up_detached(config: str | None) -> int:
             stderr=log_fd,
             start_new_session=True,
             cwd="/",
+            # the daemon runs from /, so a relative OMNITRON_HOME must reach it resolved
+            env={**os.environ, "OMNITRON_HOME": str(home.root)},
         )
     finally:
         os.close(log_fd)
