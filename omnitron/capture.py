@@ -168,9 +168,8 @@ class InstanceOutput:
 
     def _emit_piece(self, block: bytes, stream_name: StreamName) -> None:
         ts = utc_timestamp()
-        lines = block.count(b"\n") + 1
         head = f"{ts} {stream_name} | ".encode()
-        self._file.write(head + block.replace(b"\n", b"\n" + head) + b"\n", lines)
+        self._file.write(head + block.replace(b"\n", b"\n" + head) + b"\n")
         if self._is_json:
             prefix = f'{{"ts": "{ts}", {self._json_fields}, "stream": "{stream_name}", "line": '
             self._writer.write(_json_lines(block, prefix))

@@ -27,11 +27,18 @@ _COLOURS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
 EventCallback = Callable[[str, dict[str, object]], None]
 
 
+_second_cache: list[tuple[int, str]] = [(-1, "")]
+
+
 def utc_timestamp(now: float | None = None) -> str:
     """`2026-11-26T09:00:00.123Z`: fixed width, so timestamps sort as strings."""
     t = time.time() if now is None else now
     secs = int(t)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{int((t - secs) * 1000):03d}Z"
+    cached_secs, text = _second_cache[0]
+    if cached_secs != secs:  # strftime once a second, not once per write: it is on the log hot path
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+        _second_cache[0] = (secs, text)
+    return f"{text}.{int((t - secs) * 1000):03d}Z"
 
 
 def app_colour(app: str) -> int:
@@ -101,17 +108,18 @@ class RotatingLogFile:
     def is_failing(self) -> bool:
         return self._failed_at is not None
 
-    def write(self, data: bytes, lines: int) -> None:
-        """Append `data`, which holds `lines` complete lines; rotation happens only at line boundaries."""
+    def write(self, data: bytes, lines: int | None = None) -> None:
+        """Append `data`, which holds `lines` complete lines (counted only when they must be reported lost);
+        rotation happens only at line boundaries."""
         if not data:
             return
         if self._failed_at is not None and time.monotonic() - self._failed_at < self._retry_interval_s:
-            self._drop(lines)
+            self._drop(data.count(b"\n") if lines is None else lines)
             return
         try:
             self._write_rotating(data)
         except OSError as error:
-            self._fail(error, lines)
+            self._fail(error, data.count(b"\n") if lines is None else lines)
             return
         if self._failed_at is not None:
             self._resume()
