@@ -271,8 +271,6 @@ def test_after_sigkill_next_up_stops_survivors_and_spares_unrelated(run_daemon: 
         state = json.loads((home / "state.json").read_text())
         state["apps"].append({"app": "tree", "instance": 7, "pid": bystander.pid, "start_time": 12345.0,
                               "state": "running", "restarts": 0})
-        state["apps"].append({"app": "tree", "instance": 8, "pid": os.getpid(),
-                              "start_time": psutil.Process().create_time(), "state": "running", "restarts": 0})
         (home / "state.json").write_text(json.dumps(state))
         marker.unlink()
         second = run_daemon(body)
