@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import anyio
 import structlog
 from anyio.abc import TaskGroup
 
+from omnitron.config.checks import app_layers
 from omnitron.config.model import AppConfig, Ecosystem
 from omnitron.control_api import ReloadReport
 from omnitron.errors import OmnitronError, UsageError
@@ -17,23 +18,6 @@ from omnitron.states import RESTING_STATES, AppState
 log = structlog.get_logger()
 S = AppState
 _ACTION_SLACK_S = 30.0  # on top of the app's own timeouts before an operator's request reports failure
-
-
-def dependency_layers(apps: Iterable[AppConfig]) -> list[list[str]]:
-    """Apps grouped so each layer depends only on earlier ones (the config loader rejects cycles)."""
-    pending = {a.name: set(a.depends_on) for a in apps}
-    known = set(pending)
-    layers: list[list[str]] = []
-    done: set[str] = set()
-    while pending:
-        layer = sorted(n for n, deps in pending.items() if (deps & known) <= done)
-        if not layer:  # a cycle slipped through: start the rest together rather than hang
-            layer = sorted(pending)
-        layers.append(layer)
-        done.update(layer)
-        for name in layer:
-            del pending[name]
-    return layers
 
 
 class Supervisor:
@@ -170,7 +154,7 @@ class Supervisor:
         """Stop every app in reverse dependency order; False when the bound ran out and groups were SIGKILLed."""
         self.is_accepting = False  # nothing starts from here on, not even a dependent whose condition now holds
         with anyio.move_on_after(timeout_s) as scope:
-            for layer in reversed(dependency_layers(self.ecosystem.apps)):
+            for layer in reversed(app_layers(self.ecosystem.apps)):
                 group = [i for name in layer for i in self.instances.get(name, [])]
                 for instance in group:
                     instance.request_stop("shutdown")
@@ -303,7 +287,7 @@ class Supervisor:
         changed = [n for n in fresh if n in old and _without_count(fresh[n]) != _without_count(old[n])]
         unchanged = [n for n in fresh if n in old and n not in changed]
         log.info("reload_started", added=added, removed=removed, changed=changed)
-        for layer in reversed(dependency_layers([old[n] for n in removed])):
+        for layer in reversed(app_layers([old[n] for n in removed])):
             for name in layer:
                 await self._scale(name, 0)
                 self.instances.pop(name, None)

@@ -132,8 +132,13 @@ def _cycles(apps: Sequence[tuple[int, AppConfig]]) -> list[Problem]:
 
 def dependency_order(ecosystem: Ecosystem) -> list[list[str]]:
     """App names in start layers: each layer depends only on earlier ones; config order within a layer."""
-    names = [app.name for app in ecosystem.apps]
-    pending = {app.name: {d for d in app.depends_on if d in names} for app in ecosystem.apps}
+    return app_layers(ecosystem.apps)
+
+
+def app_layers(apps: Sequence[AppConfig]) -> list[list[str]]:
+    """`dependency_order` for any set of apps (dependencies outside the set are ignored)."""
+    names = [app.name for app in apps]
+    pending = {app.name: {d for d in app.depends_on if d in names} for app in apps}
     layers: list[list[str]] = []
     placed: set[str] = set()
     while pending:
