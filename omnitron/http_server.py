@@ -67,6 +67,3 @@ class EmbeddedServer:
         self._server.should_exit = True
         self._stop.set()
 
-    def force_stop(self) -> None:
-        self._server.force_exit = True
-        self.stop()

@@ -30,11 +30,6 @@ def should_restart(exit_code: int, policy: str) -> bool:
     return False
 
 
-def start_succeeded(uptime_s: float, min_uptime_s: float) -> bool:
-    """An instance that stayed up for min_uptime counts as a successful start (supervisord's startsecs)."""
-    return uptime_s >= min_uptime_s
-
-
 @dataclass(frozen=True)
 class ExitDecision:
     outcome: ExitOutcome

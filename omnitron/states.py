@@ -32,7 +32,6 @@ TRANSITIONS: Final[Mapping[AppState, frozenset[AppState]]] = {
 }
 
 RESTING_STATES: Final = frozenset({S.STOPPED, S.COMPLETED, S.FATAL})
-ALIVE_STATES: Final = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
 
 
 class IllegalTransition(RuntimeError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from omnitron.config.model import BackoffConfig
-from omnitron.policy import backoff_delay, decide_exit, should_restart, start_succeeded
+from omnitron.policy import backoff_delay, decide_exit, should_restart
 
 SPEC = BackoffConfig(initial=0.1, max=1.0, factor=2.0)
 
@@ -34,11 +34,6 @@ def test_backoff_rejects_restart_number_zero() -> None:
 )
 def test_should_restart(code: int, policy: str, expected: bool) -> None:
     assert should_restart(code, policy) is expected
-
-
-@pytest.mark.parametrize(("uptime", "minimum", "ok"), [(0.0, 0.0, True), (0.5, 1.0, False), (1.0, 1.0, True)])
-def test_start_succeeded(uptime: float, minimum: float, ok: bool) -> None:
-    assert start_succeeded(uptime, minimum) is ok
 
 
 def test_max_restarts_3_allows_the_first_start_plus_3_restarts() -> None:
