@@ -291,8 +291,7 @@ class Daemon:
         assert health is not None
         app = instance.app
         port = app.port + instance.index if app.port is not None else None
-        probe = make_probe(health, port=port, instance=instance.index, env=self._build_env(app, instance.index),
-                           cwd=app.cwd)
+        probe = make_probe(health, port=port, instance=instance.index, env=instance.env, cwd=app.cwd)
         tracker = ProbeTracker(health, started_at=anyio.current_time())
         while True:
             result = await probe.check()

@@ -15,6 +15,7 @@ from omnitron import policy
 from omnitron.config.interpolate import interpolate
 from omnitron.config.model import AppConfig, LogsConfig
 from omnitron.errors import OmnitronError
+from omnitron.history import History
 from omnitron.procgroup import clean_up_after_exit, kill_group_now, stop_group
 from omnitron.spawn import ChildProcess, spawn
 from omnitron.states import AppState, check_transition
@@ -31,29 +32,13 @@ class OutputSink(Protocol):
     def close(self) -> None: ...
 
 
-class HistorySink(Protocol):
-    def record(
-        self,
-        kind: str,
-        app: str,
-        instance: int,
-        *,
-        pid: int | None = None,
-        exit_code: int | None = None,
-        signal: int | None = None,
-        reason: str | None = None,
-        healthy: bool | None = None,
-        at: float | None = None,
-    ) -> None: ...
-
-
 @dataclass(frozen=True)
 class InstanceServices:
     """What an Instance needs from the daemon, passed in so the Instance stays testable with real processes."""
 
     open_output: Callable[[str, int, LogsConfig | None], OutputSink]
     build_env: Callable[[AppConfig, int], dict[str, str]]  # raises OmnitronError (e.g. a missing secret)
-    history: HistorySink
+    history: History
     on_change: Callable[[Instance], None]
     run_probe: Callable[[Instance], Coroutine[Any, Any, None]] | None = None  # runs while the child lives
 
@@ -66,13 +51,13 @@ class Instance:
         self.state = S.STOPPED
         self.reason = "not started"
         self.child: ChildProcess | None = None
+        self.env: dict[str, str] = {}  # of the current child; holds secret values, so it is never logged
         self.restarts = 0
         self.failures = 0
         self.exit_code: int | None = None
         self.healthy: bool | None = None
         self.last_probe_error: str | None = None
         self.started_at = 0.0  # anyio.current_time() of the current child's spawn
-        self.was_killed = False  # the last stop needed SIGKILL
         self._start_pending = False
         self._action: Action | None = None
         self._action_reason = ""
@@ -116,10 +101,7 @@ class Instance:
 
     def request_restart(self, reason: str) -> None:
         """Stop the running child and start a new one (operator, probe or memory restarts)."""
-        if self.state in (S.STARTING, S.RUNNING):
-            self._action, self._action_reason = "restart", reason
-            self._poke()
-        elif self.state is S.BACKOFF:
+        if self.state in (S.STARTING, S.RUNNING, S.BACKOFF):
             self._action, self._action_reason = "restart", reason
             self._poke()
         else:
@@ -235,6 +217,7 @@ class Instance:
         except OmnitronError as error:
             self._enter_fatal_from_rest(error.one_line())
             return None
+        self.env = env  # the probe runs with the same environment (secrets are read once per start)
         # ${PORT} and ${OMNITRON_INSTANCE} in the command are per instance, so they resolve here.
         argv = [interpolate(arg, env) for arg in self.app.argv()]
         try:
@@ -294,7 +277,7 @@ class Instance:
             action = self._action
             # STARTING|RUNNING -> STOPPING: stop_signal to the group, SIGKILL after kill_timeout
             self._transition(S.STOPPING, reason=self._action_reason)
-            self.was_killed = await stop_group(child, self.app.stop_signum, self.app.kill_timeout)
+            await stop_group(child, self.app.stop_signum, self.app.kill_timeout)
             self._record_exit(child)
             self._transition(S.STOPPED, reason=self._action_reason)
             if action == "stop":
