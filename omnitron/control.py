@@ -21,7 +21,6 @@ from starlette.routing import Route
 from omnitron import __version__
 from omnitron.control_api import ControlTarget
 from omnitron.errors import ConfigError, ExitCode, OmnitronError, UsageError
-from omnitron.sockets import bind_control_socket, remove_control_socket
 
 log = structlog.get_logger()
 
@@ -165,5 +164,3 @@ def build_control_app(target: ControlTarget) -> Starlette:
         ]
     )
 
-
-__all__ = ["build_control_app", "bind_control_socket", "remove_control_socket", "error_body"]

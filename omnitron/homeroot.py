@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+# The names inside the home; paths.Home (pathlib) and ClientHome (plain strings) both build from these.
+SOCKET_NAME = "omnitron.sock"
+STATE_NAME = "state.json"
+DAEMON_LOG = os.path.join("logs", "omnitron.log")
+
 
 def home_root(environ: Mapping[str, str] | None = None) -> str:
     """$OMNITRON_HOME, else ~/.omnitron, as an absolute path."""
@@ -23,12 +28,12 @@ class ClientHome:
 
     @property
     def socket(self) -> str:
-        return os.path.join(self.root, "omnitron.sock")
+        return os.path.join(self.root, SOCKET_NAME)
 
     @property
     def state_file(self) -> str:
-        return os.path.join(self.root, "state.json")
+        return os.path.join(self.root, STATE_NAME)
 
     @property
     def daemon_log(self) -> str:
-        return os.path.join(self.root, "logs", "omnitron.log")
+        return os.path.join(self.root, DAEMON_LOG)

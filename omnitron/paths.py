@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from omnitron.homeroot import home_root
+from omnitron.homeroot import DAEMON_LOG, SOCKET_NAME, STATE_NAME, home_root
 
 
 class Home:
@@ -35,11 +35,11 @@ class Home:
 
     @property
     def socket(self) -> Path:
-        return self.root / "omnitron.sock"
+        return self.root / SOCKET_NAME
 
     @property
     def state_file(self) -> Path:
-        return self.root / "state.json"
+        return self.root / STATE_NAME
 
     @property
     def logs_dir(self) -> Path:
@@ -47,7 +47,7 @@ class Home:
 
     @property
     def daemon_log(self) -> Path:
-        return self.logs_dir / "omnitron.log"
+        return self.root / DAEMON_LOG
 
     @property
     def history_db(self) -> Path:

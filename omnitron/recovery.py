@@ -37,24 +37,17 @@ def recorded_survivors(state: dict[str, Any]) -> list[tuple[dict[str, Any], psut
 async def _stop_survivor(entry: dict[str, Any], proc: psutil.Process, kill_timeout_s: float) -> None:
     pgid = proc.pid  # instances lead their own session, so the group id is the recorded PID
     log.warning("survivor_stopping", app=entry.get("app"), instance=entry.get("instance"), pid=proc.pid)
-    _signal_group(pgid, signal.SIGTERM)
+    signal_group(pgid, signal.SIGTERM)
     # Not our children (we cannot wait on them), and a group has no fd to poll: a short poll it is.
     with anyio.move_on_after(kill_timeout_s):
-        while _group_alive(pgid):  # noqa: ASYNC110
+        while group_exists(pgid):  # noqa: ASYNC110
             await anyio.sleep(_POLL_S)
         return
-    _signal_group(pgid, signal.SIGKILL)
+    signal_group(pgid, signal.SIGKILL)
     with anyio.move_on_after(5):
-        while _group_alive(pgid):  # noqa: ASYNC110
+        while group_exists(pgid):  # noqa: ASYNC110
             await anyio.sleep(_POLL_S)
 
-
-def _signal_group(pgid: int, sig: int) -> None:
-    signal_group(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    return group_exists(pgid)
 
 
 async def stop_survivors(state: dict[str, Any] | None, kill_timeouts: dict[str, float]) -> int:

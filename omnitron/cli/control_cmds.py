@@ -165,11 +165,10 @@ def _home_root() -> str:
 
 
 def _daemon_holds_home() -> bool:
-    from pathlib import Path
-
+    from omnitron.paths import Home
     from omnitron.pidlock import is_locked
 
-    return is_locked(Path(_home_root()) / "omnitron.pid")
+    return is_locked(Home.from_env().pidfile)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
