@@ -49,7 +49,7 @@ import cProfile, sys
 out, config = sys.argv[1], sys.argv[2]
 profiler = cProfile.Profile()
 profiler.enable()
-from omnitron.daemon import run_foreground
+from omnitron.runtime.daemon import run_foreground
 code = run_foreground(config)
 profiler.disable()
 profiler.dump_stats(out)

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO
 
-from omnitron.appenv import daemon_env
 from omnitron.errors import OmnitronError
-from omnitron.paths import Home
+from omnitron.home.paths import Home
+from omnitron.runtime.appenv import daemon_env
 
 if TYPE_CHECKING:
     from omnitron.config.load import LoadedConfig
@@ -48,7 +48,7 @@ def run_migrations(loaded: LoadedConfig, home: Home, *, out: BinaryIO) -> int:
 
 def migration_env(loaded: LoadedConfig, home: Home, base_env: Mapping[str, str], *, out: BinaryIO) -> dict[str, str]:
     """`base_env` minus daemon-only vars, plus each stored secret any app lists (missing ones are noted)."""
-    from omnitron.secrets import SecretStore
+    from omnitron.home.secrets import SecretStore
 
     store = SecretStore(home)
     names = list(dict.fromkeys(name for app in loaded.ecosystem.apps for name in app.secrets))

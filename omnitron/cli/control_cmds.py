@@ -18,7 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from omnitron.client import ControlClient
+    from omnitron.cli.client import ControlClient
 
 ACTIONS = ("start", "stop", "restart")
 _PAST_TENSE = {"start": "started", "stop": "stopped", "restart": "restarted"}
@@ -51,8 +51,8 @@ def _count(text: str) -> int:
 
 
 def _client() -> ControlClient:
-    from omnitron.client import ControlClient
-    from omnitron.homeroot import ClientHome
+    from omnitron.cli.client import ControlClient
+    from omnitron.home.root import ClientHome
 
     return ControlClient(ClientHome())
 
@@ -78,7 +78,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return ExitCode.OK
-    from omnitron.statusview import render_status
+    from omnitron.cli.statusview import render_status
 
     sys.stdout.write(render_status(document, colour=_wants_colour(), restarts_glyph=_restarts_glyph()))
     return ExitCode.OK
@@ -135,7 +135,7 @@ def _health_address(args: argparse.Namespace) -> tuple[str, int]:
     host: str | None = args.host
     port: int | None = args.port
     if port is None or host is None:
-        from omnitron.homeroot import ClientHome
+        from omnitron.home.root import ClientHome
 
         home = ClientHome()
         try:
@@ -159,20 +159,20 @@ def _health_address(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _home_root() -> str:
-    from omnitron.homeroot import home_root
+    from omnitron.home.root import home_root
 
     return home_root()
 
 
 def _daemon_holds_home() -> bool:
-    from omnitron.paths import Home
-    from omnitron.pidlock import is_locked
+    from omnitron.home.paths import Home
+    from omnitron.home.pidlock import is_locked
 
     return is_locked(Home.from_env().pidfile)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from omnitron.client import http_get
+    from omnitron.cli.client import http_get
 
     host, port = _health_address(args)
     try:

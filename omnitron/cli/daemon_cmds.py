@@ -16,7 +16,7 @@ _POLL_S = 0.02
 
 def cmd_up(args: argparse.Namespace) -> int:
     if args.foreground:
-        from omnitron.daemon import run_foreground
+        from omnitron.runtime.daemon import run_foreground
 
         code = run_foreground(args.config)
         # Every file is closed and every log line written; skip the interpreter's teardown of a few hundred
@@ -29,10 +29,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _up_detached(config: str | None) -> int:
     """Validate, start `up --foreground` in its own session, return once its control socket answers."""
-    from omnitron.client import ControlClient
+    from omnitron.cli.client import ControlClient
     from omnitron.config.load import load_config
-    from omnitron.paths import Home
-    from omnitron.pidlock import is_locked, read_pid
+    from omnitron.home.paths import Home
+    from omnitron.home.pidlock import is_locked, read_pid
 
     loaded = load_config(config)  # a bad config is exit 2 here, before anything is started
     home = Home.from_env().ensure()
@@ -89,9 +89,9 @@ def _last_error_line(path: Path, offset: int) -> str:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from omnitron.client import ControlClient
-    from omnitron.paths import Home
-    from omnitron.pidlock import is_locked, read_pid
+    from omnitron.cli.client import ControlClient
+    from omnitron.home.paths import Home
+    from omnitron.home.pidlock import is_locked, read_pid
 
     home = Home.from_env()
     pid = read_pid(home.pidfile)

@@ -10,12 +10,12 @@ import time
 from typing import TYPE_CHECKING
 
 from omnitron.errors import ExitCode, UsageError
-from omnitron.paths import Home
+from omnitron.home.paths import Home
 
 if TYPE_CHECKING:
-    from omnitron.history import HistoryEvent
+    from omnitron.home.history import HistoryEvent
 
-DAEMON_KINDS = frozenset({"daemon_start", "daemon_stop"})  # omnitron.history's, without importing sqlite3 early
+DAEMON_KINDS = frozenset({"daemon_start", "daemon_stop"})  # omnitron.home.history's, without importing sqlite3 early
 
 WINDOWS_S = {"last_hour": 3600.0, "last_day": 86400.0}
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(f"no history yet ({path} appears once the daemon has run)\n")
         return ExitCode.OK
 
-    from omnitron.history import History
+    from omnitron.home.history import History
 
     history = History(path, readonly=True)
     try:

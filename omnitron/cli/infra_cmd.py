@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from omnitron.config.load import load_config
+    from omnitron.home.paths import Home
     from omnitron.migrate import run_migrations
-    from omnitron.paths import Home
 
     loaded = load_config(args.config)
     return run_migrations(loaded, Home.from_env(), out=sys.stdout.buffer)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from omnitron.errors import ExitCode, UsageError
-from omnitron.logfile import LOG_NAME, LogLine, parse_line, rotated_path, tag
-from omnitron.paths import Home
+from omnitron.home.paths import Home
+from omnitron.output.logfile import LOG_NAME, LogLine, parse_line, rotated_path, tag
 
 POLL_INTERVAL_S = 0.15
 _READ_BLOCK = 256 * 1024

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from omnitron.errors import UsageError
 
 if TYPE_CHECKING:
-    from omnitron.secrets import SecretStore
+    from omnitron.home.secrets import SecretStore
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _store() -> SecretStore:
-    from omnitron.paths import Home
-    from omnitron.secrets import SecretStore
+    from omnitron.home.paths import Home
+    from omnitron.home.secrets import SecretStore
 
     return SecretStore(Home.from_env().ensure())
 
@@ -76,7 +76,7 @@ def read_value_from_stdin(name: str) -> str:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    from omnitron.secrets import validate_name
+    from omnitron.home.secrets import validate_name
 
     validate_name(args.name)  # before reading stdin, so a typo does not swallow the value first
     store = _store()
@@ -120,7 +120,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from omnitron.secrets import generate_key
+    from omnitron.home.secrets import generate_key
 
     sys.stdout.write(generate_key() + "\n")
     return 0

@@ -14,8 +14,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from omnitron.config.model import AppConfig, BackoffConfig, DaemonConfig, HealthConfig, InfraConfig, LogsConfig
+from omnitron.config.settings import DaemonSettings, env_name
 from omnitron.config.units import format_duration, format_size, parse_duration, parse_size
-from omnitron.settings import DaemonSettings, env_name
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 BEGIN = "<!-- BEGIN GENERATED REFERENCE: python -m omnitron.config.docs -->"

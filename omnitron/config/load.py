@@ -210,7 +210,7 @@ def _validate(raw: dict[str, object], base: Path, environ: Mapping[str, str]) ->
 
 
 def _validate_daemon(table: object, environ: Mapping[str, str], problems: list[Problem]) -> DaemonConfig | None:
-    from omnitron.settings import from_environment, load_daemon_settings
+    from omnitron.config.settings import from_environment, load_daemon_settings
 
     if not isinstance(table, dict):
         return _validate_part(DaemonConfig, table, ("daemon",), problems)

@@ -1,1 +1,1 @@
-"""Health: per-instance readiness/liveness probes (probes.py) and the health port's routes (app.py)."""
+"""Health: probes (probes.py), the one readiness rule (readiness.py) and resource sampling (resources.py)."""

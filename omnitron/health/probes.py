@@ -17,7 +17,7 @@ from anyio.abc import ByteReceiveStream, ByteStream
 
 from omnitron.config.interpolate import InterpolationError, interpolate
 from omnitron.config.model import HealthConfig
-from omnitron.spawn import spawn
+from omnitron.runtime.spawn import spawn
 
 LOCALHOST: Final = "127.0.0.1"
 # Enough for any sane status line plus headers; the body is never read.

@@ -136,7 +136,7 @@ def test_building_the_cli_does_not_import_cryptography_or_dotenv() -> None:
     """`omnitron status` must not pay for the secrets store's heavy imports."""
     code = (
         "import sys, omnitron.cli as cli; cli.build_parser(); "
-        "print(sorted(m for m in ('cryptography', 'dotenv', 'omnitron.secrets') if m in sys.modules))"
+        "print(sorted(m for m in ('cryptography', 'dotenv', 'omnitron.home.secrets') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr

@@ -17,11 +17,11 @@ import pytest
 import structlog
 import structlog.testing
 
-from omnitron.capture import InstanceOutput, OutputRouter
 from omnitron.config.model import LogsConfig
-from omnitron.logfile import parse_line, rotated_path
-from omnitron.paths import Home
-from omnitron.stdout_writer import StdoutWriter
+from omnitron.home.paths import Home
+from omnitron.output.capture import InstanceOutput, OutputRouter
+from omnitron.output.logfile import parse_line, rotated_path
+from omnitron.output.stdout_writer import StdoutWriter
 from tests.helpers import APPS, app_script, await_for, python
 
 pytestmark = pytest.mark.anyio

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from omnitron.paths import Home
-from omnitron.secrets import SecretStore, generate_key
+from omnitron.home.paths import Home
+from omnitron.home.secrets import SecretStore, generate_key
 
 
 def step(code: str) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from omnitron.resources import ResourceSampler, TreeUsage
+from omnitron.health.resources import ResourceSampler, TreeUsage
 from tests.helpers import python, wait_for
 
 MIB = 1024 * 1024

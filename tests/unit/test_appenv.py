@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from omnitron.appenv import build_instance_env, missing_secrets, read_env_file
 from omnitron.config.model import AppConfig
 from omnitron.errors import ConfigError
-from omnitron.paths import Home
-from omnitron.secrets import SecretStore
+from omnitron.home.paths import Home
+from omnitron.home.secrets import SecretStore
+from omnitron.runtime.appenv import build_instance_env, missing_secrets, read_env_file
 
 
 def make_app(tmp_path: Path, *, env_file_text: str | None = None, **fields: object) -> AppConfig:

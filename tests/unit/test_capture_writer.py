@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from omnitron.logs import configure_logging, resolve_format
-from omnitron.stdout_writer import StdoutWriter
+from omnitron.output.logsetup import configure_logging, resolve_format
+from omnitron.output.stdout_writer import StdoutWriter
 from tests.helpers import wait_for
 
 
@@ -193,7 +193,7 @@ def test_stdlib_logging_records_share_the_json_stream(pipe: tuple[int, int], res
         logging.getLogger("uvicorn").debug("not shown")
     finally:
         for handler in logging.getLogger().handlers[:]:
-            if type(handler).__module__ == "omnitron.logs":
+            if type(handler).__module__ == "omnitron.output.logsetup":
                 logging.getLogger().removeHandler(handler)
         logging.getLogger().setLevel(root_level)
     writer.close()

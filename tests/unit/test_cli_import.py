@@ -12,7 +12,7 @@ CODE = """
 import json, sys
 import omnitron.cli
 omnitron.cli.build_parser()
-import omnitron.client, omnitron.statusview
+import omnitron.cli.client, omnitron.cli.statusview
 print(json.dumps(sorted(sys.modules)))
 """
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from omnitron.client import ControlClient, http_get, parse_response, quote
-from omnitron.control import build_control_app
+from omnitron.cli.client import ControlClient, http_get, parse_response, quote
 from omnitron.errors import ConfigError, DaemonNotRunning, ExitCode, OmnitronError, UsageError
-from omnitron.http_server import EmbeddedServer
-from omnitron.paths import Home
-from omnitron.sockets import bind_control_socket
+from omnitron.home.paths import Home
+from omnitron.http.control_app import build_control_app
+from omnitron.http.server import EmbeddedServer
+from omnitron.http.sockets import bind_control_socket
 from tests.unit.canned_http import Request, json_response, tcp_server, unix_server
 from tests.unit.test_control_app import CannedDaemon
 

@@ -13,7 +13,7 @@ import pytest
 
 from omnitron.cli.control_cmds import parse_target, reload_line
 from omnitron.errors import UsageError
-from omnitron.paths import Home
+from omnitron.home.paths import Home
 from tests.unit.canned_http import Request, json_response, tcp_server, unix_server
 
 STATUS: dict[str, Any] = {

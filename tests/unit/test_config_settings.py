@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from omnitron.config.load import load_config
 from omnitron.config.model import DaemonConfig
+from omnitron.config.settings import DaemonSettings, env_name, load_daemon_settings
 from omnitron.errors import ConfigError
-from omnitron.settings import DaemonSettings, env_name, load_daemon_settings
 
 DAEMON = '[daemon]\nhealth_port = 9800\nlog_level = "warning"\nshutdown_timeout = "30s"\n'
 

@@ -17,11 +17,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from omnitron.control import build_control_app
-from omnitron.control_api import ReloadReport
 from omnitron.errors import ConfigError, OmnitronError, UsageError
-from omnitron.snapshot import DaemonSnapshot, InstanceSnapshot
-from omnitron.sockets import bind_control_socket, remove_control_socket
+from omnitron.http.control_api import ReloadReport
+from omnitron.http.control_app import build_control_app
+from omnitron.http.sockets import bind_control_socket, remove_control_socket
+from omnitron.runtime.snapshot import DaemonSnapshot, InstanceSnapshot
 
 
 def instance(name: str, number: int, pid: int | None = 100, state: str = "running") -> InstanceSnapshot:

@@ -66,7 +66,7 @@ def command_parses(argv: list[str]) -> None:
 
 def check_omnitron_env(env: dict[str, str], where: str) -> None:
     """Every OMNITRON_* variable a template sets is one omnitron reads, and its value validates."""
-    from omnitron.settings import env_name, load_daemon_settings
+    from omnitron.config.settings import env_name, load_daemon_settings
 
     known = {env_name(field) for field in DaemonConfig.model_fields} | OMNITRON_PATH_VARS
     unknown = sorted(k for k in env if k.startswith("OMNITRON_") and k not in known)

@@ -13,7 +13,7 @@ import pytest
 import structlog
 
 from omnitron.cli import main
-from omnitron.history import DAEMON_APP, History, HistoryError
+from omnitron.home.history import DAEMON_APP, History, HistoryError
 
 HOUR = 3600.0
 T0 = 1_800_000_000.0  # a fixed wall-clock epoch for synthetic timelines

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from omnitron.logfile import LogLine, RotatingLogFile, parse_line, rotated_path, utc_timestamp
+from omnitron.output.logfile import LogLine, RotatingLogFile, parse_line, rotated_path, utc_timestamp
 
 Events = list[tuple[str, dict[str, object]]]
 

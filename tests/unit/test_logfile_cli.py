@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from omnitron.cli import main
-from omnitron.paths import Home
+from omnitron.home.paths import Home
 
 
 def write_log(home: Path, name: str, lines: list[tuple[str, str, bytes]]) -> None:

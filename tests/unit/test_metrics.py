@@ -8,9 +8,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from omnitron.metrics import render
-from omnitron.snapshot import DaemonSnapshot, InstanceSnapshot
-from omnitron.states import AppState
+from omnitron.http.metrics import render
+from omnitron.runtime.snapshot import DaemonSnapshot, InstanceSnapshot
+from omnitron.runtime.states import AppState
 
 API0 = InstanceSnapshot(
     name="api",

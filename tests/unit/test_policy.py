@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from omnitron.config.model import BackoffConfig
-from omnitron.policy import backoff_delay, decide_exit, should_restart
+from omnitron.runtime.policy import backoff_delay, decide_exit, should_restart
 
 SPEC = BackoffConfig(initial=0.1, max=1.0, factor=2.0)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from omnitron.errors import SecretsError, UsageError
-from omnitron.paths import Home
-from omnitron.secrets import FERNET_HEADER, PLAIN_HEADER, SecretStore, generate_key
+from omnitron.home.paths import Home
+from omnitron.home.secrets import FERNET_HEADER, PLAIN_HEADER, SecretStore, generate_key
 
 VALUE = "s3cr3t-VALUE-äö\nsecond line"
 

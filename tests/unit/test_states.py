@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from omnitron.states import TRANSITIONS, AppState, IllegalTransition, check_transition
+from omnitron.runtime.states import TRANSITIONS, AppState, IllegalTransition, check_transition
 
 S = AppState
 LEGAL = {

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from omnitron.statusview import WIDTH, human_bytes, human_duration, render_status, row, summary, table
+from omnitron.cli.statusview import WIDTH, human_bytes, human_duration, render_status, row, summary, table
 
 
 def entry(name: str = "api", instance: int = 0, **changes: object) -> dict[str, object]:

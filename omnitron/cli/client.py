@@ -16,8 +16,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from omnitron.homeroot import ClientHome
-    from omnitron.paths import Home
+    from omnitron.home.paths import Home
+    from omnitron.home.root import ClientHome
 
     HomeLike = ClientHome | Home  # anything with root, socket and daemon_log
 

@@ -9,8 +9,8 @@ from typing import Literal
 
 import structlog
 
-from omnitron.logfile import utc_timestamp
-from omnitron.stdout_writer import StdoutWriter
+from omnitron.output.logfile import utc_timestamp
+from omnitron.output.stdout_writer import StdoutWriter
 
 Format = Literal["console", "json"]
 EventDict = MutableMapping[str, object]

@@ -10,7 +10,7 @@ import anyio
 import psutil
 import structlog
 
-from omnitron.procgroup import group_exists, signal_group
+from omnitron.runtime.procgroup import group_exists, signal_group
 
 log = structlog.get_logger()
 _START_TIME_TOLERANCE_S = 0.05

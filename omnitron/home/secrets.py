@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omnitron.errors import SecretsError, UsageError
-from omnitron.paths import Home
+from omnitron.home.paths import Home
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet

@@ -10,7 +10,7 @@ from omnitron.errors import ConfigError
 
 if TYPE_CHECKING:
     from omnitron.config.model import AppConfig
-    from omnitron.secrets import SecretStore
+    from omnitron.home.secrets import SecretStore
 
 # Variables the daemon reads for itself and never passes on: the store key must not reach any app.
 DAEMON_ONLY_VARS = frozenset({"OMNITRON_SECRETS_KEY"})

@@ -11,14 +11,14 @@ import anyio
 import structlog
 from anyio.abc import ByteReceiveStream, TaskStatus
 
-from omnitron import policy
 from omnitron.config.interpolate import interpolate
 from omnitron.config.model import AppConfig, LogsConfig
 from omnitron.errors import OmnitronError
-from omnitron.history import History
-from omnitron.procgroup import clean_up_after_exit, kill_group_now, stop_group
-from omnitron.spawn import ChildProcess, spawn
-from omnitron.states import AppState, check_transition
+from omnitron.home.history import History
+from omnitron.runtime import policy
+from omnitron.runtime.procgroup import clean_up_after_exit, kill_group_now, stop_group
+from omnitron.runtime.spawn import ChildProcess, spawn
+from omnitron.runtime.states import AppState, check_transition
 
 log = structlog.get_logger()
 S = AppState

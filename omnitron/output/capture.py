@@ -15,9 +15,9 @@ import anyio.abc
 import structlog
 
 from omnitron.config.model import LogsConfig
-from omnitron.logfile import RotatingLogFile, tag, utc_timestamp
-from omnitron.paths import Home
-from omnitron.stdout_writer import StdoutWriter
+from omnitron.home.paths import Home
+from omnitron.output.logfile import RotatingLogFile, tag, utc_timestamp
+from omnitron.output.stdout_writer import StdoutWriter
 
 MAX_LINE = 64 * 1024
 READ_SIZE = 64 * 1024

@@ -13,7 +13,7 @@ from typing import Final
 
 import anyio
 
-from omnitron.spawn import ChildProcess
+from omnitron.runtime.spawn import ChildProcess
 
 _GROUP_POLL_S: Final = 0.02
 _AFTER_KILL_BOUND_S: Final = 5.0

@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from omnitron import __version__
-from omnitron.control_api import ControlTarget
 from omnitron.errors import ConfigError, ExitCode, OmnitronError, UsageError
+from omnitron.http.control_api import ControlTarget
 
 log = structlog.get_logger()
 

@@ -12,7 +12,7 @@ from typing import Final
 
 import structlog
 
-from omnitron.spawn import is_owned
+from omnitron.runtime.spawn import is_owned
 
 log = structlog.get_logger()
 _PR_SET_CHILD_SUBREAPER: Final = 36

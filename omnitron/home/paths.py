@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from omnitron.homeroot import DAEMON_LOG, SOCKET_NAME, STATE_NAME, home_root
+from omnitron.home.root import DAEMON_LOG, SOCKET_NAME, STATE_NAME, home_root
 
 
 class Home:

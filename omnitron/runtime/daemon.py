@@ -13,28 +13,28 @@ import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
 from omnitron import __version__
-from omnitron.capture import OutputRouter
 from omnitron.config.load import LoadedConfig, load_config
 from omnitron.config.model import AppConfig
-from omnitron.control_api import ReloadReport
 from omnitron.errors import ConfigError, OmnitronError
-from omnitron.history import History
-from omnitron.instance import Instance, InstanceServices
-from omnitron.paths import Home
-from omnitron.pidlock import PidLock
-from omnitron.readiness import snapshot_of
-from omnitron.reaper import become_subreaper, reap_orphans, sweep_orphans
-from omnitron.recovery import stop_survivors
-from omnitron.resources import ResourceSampler
-from omnitron.snapshot import DaemonSnapshot
-from omnitron.sockets import bind_control_socket, bind_tcp, remove_control_socket
-from omnitron.statefile import read_state, write_state
-from omnitron.states import AppState
-from omnitron.stdout_writer import StdoutWriter
-from omnitron.supervisor import Supervisor
+from omnitron.health.readiness import snapshot_of
+from omnitron.health.resources import ResourceSampler
+from omnitron.home.history import History
+from omnitron.home.paths import Home
+from omnitron.home.pidlock import PidLock
+from omnitron.home.statefile import read_state, write_state
+from omnitron.http.control_api import ReloadReport
+from omnitron.http.sockets import bind_control_socket, bind_tcp, remove_control_socket
+from omnitron.output.capture import OutputRouter
+from omnitron.output.stdout_writer import StdoutWriter
+from omnitron.runtime.instance import Instance, InstanceServices
+from omnitron.runtime.reaper import become_subreaper, reap_orphans, sweep_orphans
+from omnitron.runtime.recovery import stop_survivors
+from omnitron.runtime.snapshot import DaemonSnapshot
+from omnitron.runtime.states import AppState
+from omnitron.runtime.supervisor import Supervisor
 
 if TYPE_CHECKING:
-    from omnitron.http_server import EmbeddedServer
+    from omnitron.http.server import EmbeddedServer
 
 log = structlog.get_logger()
 _REAP_SWEEP_S = 30.0
@@ -113,7 +113,7 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until shut down; the exit code per the contract (0 clean, 1 forced or on_fatal = exit)."""
-        from omnitron.logs import configure_logging, resolve_format
+        from omnitron.output.logsetup import configure_logging, resolve_format
 
         settings = self.loaded.ecosystem.daemon
         self.home.ensure()
@@ -196,9 +196,9 @@ class Daemon:
         backlog); importing the HTTP stack waits until the first apps are spawned, so they start sooner."""
         with anyio.move_on_after(_HTTP_START_DELAY_BOUND_S):
             await self.supervisor.wait_first_spawns()
-        from omnitron.control import build_control_app
-        from omnitron.health.app import build_health_app
-        from omnitron.http_server import EmbeddedServer
+        from omnitron.http.control_app import build_control_app
+        from omnitron.http.health_app import build_health_app
+        from omnitron.http.server import EmbeddedServer
 
         health_app = build_health_app(self.readiness_snapshot, self.snapshot, lambda: self.shutting_down)
         servers = [EmbeddedServer(health_app, health_sock), EmbeddedServer(build_control_app(self), control_sock)]
@@ -278,8 +278,8 @@ class Daemon:
     # --- instance services ----------------------------------------------------------------------------
 
     def _build_env(self, app: AppConfig, index: int) -> dict[str, str]:
-        from omnitron.appenv import build_instance_env
-        from omnitron.secrets import SecretStore
+        from omnitron.home.secrets import SecretStore
+        from omnitron.runtime.appenv import build_instance_env
 
         secrets = SecretStore(self.home).load_many(app.secrets) if app.secrets else {}
         return build_instance_env(app, index, base_env=os.environ, secrets=secrets)

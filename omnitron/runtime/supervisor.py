@@ -10,10 +10,10 @@ from anyio.abc import TaskGroup
 
 from omnitron.config.checks import app_layers
 from omnitron.config.model import AppConfig, Ecosystem
-from omnitron.control_api import ReloadReport
 from omnitron.errors import OmnitronError, UsageError
-from omnitron.instance import Instance, InstanceServices
-from omnitron.states import RESTING_STATES, AppState
+from omnitron.http.control_api import ReloadReport
+from omnitron.runtime.instance import Instance, InstanceServices
+from omnitron.runtime.states import RESTING_STATES, AppState
 
 log = structlog.get_logger()
 S = AppState

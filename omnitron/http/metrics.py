@@ -13,8 +13,8 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Proce
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from omnitron.snapshot import DaemonSnapshot, InstanceSnapshot
-from omnitron.states import AppState
+from omnitron.runtime.snapshot import DaemonSnapshot, InstanceSnapshot
+from omnitron.runtime.states import AppState
 
 LABELS = ("app", "instance")
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from omnitron.snapshot import DaemonSnapshot
+from omnitron.runtime.snapshot import DaemonSnapshot
 
 
 def build_health_app(
@@ -37,7 +37,7 @@ def build_health_app(
         return JSONResponse(body, status_code=503)
 
     async def metrics(request: Request) -> Response:
-        from omnitron.metrics import render
+        from omnitron.http.metrics import render
 
         body, content_type = render(snapshot())
         return Response(body, media_type=content_type)

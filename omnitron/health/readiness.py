@@ -6,14 +6,14 @@ import os
 from typing import TYPE_CHECKING
 
 from omnitron import __version__
-from omnitron.resources import ResourceSampler
-from omnitron.snapshot import DaemonSnapshot, InstanceSnapshot
-from omnitron.states import AppState
+from omnitron.health.resources import ResourceSampler
+from omnitron.runtime.snapshot import DaemonSnapshot, InstanceSnapshot
+from omnitron.runtime.states import AppState
 
 if TYPE_CHECKING:
-    from omnitron.daemon import Daemon
-    from omnitron.instance import Instance
-    from omnitron.supervisor import Supervisor
+    from omnitron.runtime.daemon import Daemon
+    from omnitron.runtime.instance import Instance
+    from omnitron.runtime.supervisor import Supervisor
 
 S = AppState
 

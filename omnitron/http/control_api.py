@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from omnitron.snapshot import DaemonSnapshot
+from omnitron.runtime.snapshot import DaemonSnapshot
 
 
 @dataclass(frozen=True)

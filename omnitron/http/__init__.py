@@ -1,0 +1,1 @@
+"""The HTTP side: listening sockets, the embedded server, the health and control apps, metrics."""

@@ -1,0 +1,1 @@
+"""The daemon at run time: wiring, the supervisor, instances, their states and restart policy, processes."""
