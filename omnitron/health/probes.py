@@ -17,7 +17,7 @@ from anyio.abc import ByteReceiveStream, ByteStream
 
 from omnitron.config.interpolate import InterpolationError, interpolate
 from omnitron.config.model import HealthConfig
-from omnitron.runtime.spawn import spawn
+from omnitron.runtime import process
 
 LOCALHOST: Final = "127.0.0.1"
 # Enough for any sane status line plus headers; the body is never read.
@@ -354,11 +354,11 @@ class ExecProbe:
 
     async def check(self) -> ProbeResult:
         try:
-            child = spawn(self.argv, env=self._env, cwd=self._cwd)
+            child = process.spawn(process.LaunchSpec(argv=tuple(self.argv), env=self._env, cwd=self._cwd))
         except FileNotFoundError:
             return ProbeResult(False, f"spawn failed: {self.argv[0]!r} not found")
-        except OSError as exc:
-            return ProbeResult(False, f"spawn failed: {exc.strerror or exc}")
+        except (OSError, ValueError) as exc:
+            return ProbeResult(False, f"spawn failed: {getattr(exc, 'strerror', None) or exc}")
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_discard, child.stdout)
@@ -370,11 +370,7 @@ class ExecProbe:
                 tg.cancel_scope.cancel()
             return ProbeResult(False, _timeout_error(self._timeout_s))
         finally:
-            # The leader is still unreaped here, so its PGID cannot have been reused.
-            child.send_signal_to_group(signal.SIGKILL)
-            with anyio.CancelScope(shield=True):
-                await child.wait_exited()
-            child.reap()
+            await process.kill(child)  # the whole group, so a probe never leaves background processes
             child.close_pipes()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -22,7 +21,9 @@ from omnitron.errors import OmnitronError
 
 log = structlog.get_logger()
 
-KINDS: Final = frozenset({"start", "exit", "restart", "health", "fatal", "stop", "daemon_start", "daemon_stop"})
+KINDS: Final = frozenset(
+    {"start", "exit", "restart", "health", "completed", "fatal", "stop", "daemon_start", "daemon_stop"}
+)
 DAEMON_KINDS: Final = frozenset({"daemon_start", "daemon_stop"})
 # The suggested `app` of daemon_start / daemon_stop rows; readers recognise daemon rows by kind, whatever their app.
 DAEMON_APP: Final = ""
@@ -94,12 +95,12 @@ class History:
         retention_s: float = 30 * 86400,
         max_rows: int = 1_000_000,
         readonly: bool = False,
-        on_pending: Callable[[], None] | None = None,
+        batched: bool = False,
     ) -> None:
-        """`on_pending`: when given, record() only queues the event and calls it; the owner then calls flush()
-        (the daemon does, a moment later), so a burst of events is one transaction instead of hundreds."""
+        """`batched`: record() only queues the event and the owner calls flush() (the daemon does, a moment
+        later), so a burst of events is one transaction instead of hundreds."""
         self.path = path
-        self._on_pending = on_pending
+        self._is_batched = batched
         self._pending: list[tuple[object, ...]] = []
         self.retention_s = retention_s
         self.max_rows = max_rows
@@ -184,10 +185,8 @@ class History:
             None if healthy is None else int(healthy),
         )
         self._pending.append(row)
-        if self._on_pending is None:
+        if not self._is_batched:
             self.flush()
-        elif len(self._pending) == 1:
-            self._on_pending()
 
     def flush(self) -> None:
         """Write every queued event in one transaction; a disk error is logged and those events dropped."""

@@ -1,31 +1,23 @@
-"""What the control socket may ask of the daemon: the seam between control.py and daemon.py."""
+"""What the control socket may ask of the daemon: the seam between control_app.py and the runtime."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Protocol
 
-from omnitron.runtime.snapshot import DaemonSnapshot
+from omnitron.runtime.supervisor import ReloadReport
 
-
-@dataclass(frozen=True)
-class ReloadReport:
-    config: str
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
+__all__ = ["ControlTarget", "ReloadReport"]
 
 
 class ControlTarget(Protocol):
-    """Implemented by the running Daemon. Each action returns once the change is done.
+    """Implemented by the Supervisor. Each action returns once the change is done.
 
     Errors are OmnitronError subclasses: UsageError (exit 2) for an unknown app or instance, ConfigError (exit 2)
     for an invalid config on reload, OmnitronError (exit 1) when the change cannot be done within its timeouts.
     `instance=None` means every instance of the app.
     """
 
-    def snapshot(self) -> DaemonSnapshot: ...
+    def app_names(self) -> list[str]: ...
 
     async def start(self, app: str, instance: int | None) -> None: ...
 
@@ -36,5 +28,3 @@ class ControlTarget(Protocol):
     async def scale(self, app: str, count: int) -> None: ...
 
     async def reload(self, config_path: str | None) -> ReloadReport: ...
-
-    def request_shutdown(self) -> None: ...

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from omnitron import __version__
 from omnitron.errors import ConfigError, ExitCode, OmnitronError, UsageError
 from omnitron.http.control_api import ControlTarget
+from omnitron.runtime.snapshot import DaemonSnapshot
 
 log = structlog.get_logger()
 
@@ -51,10 +52,6 @@ def _http_status(error: OmnitronError, *, is_unknown_app: bool) -> int:
     return 500
 
 
-def _known_apps(target: ControlTarget) -> set[str]:
-    return {i.name for i in target.snapshot().instances}
-
-
 def _guarded(target: ControlTarget, endpoint: Endpoint) -> Endpoint:
     """Turn every error into the JSON error document, so the CLI can print one line and pick the exit code."""
 
@@ -63,8 +60,8 @@ def _guarded(target: ControlTarget, endpoint: Endpoint) -> Endpoint:
             return await endpoint(request)
         except OmnitronError as error:
             app = request.path_params.get("name") or request.query_params.get("app")
-            # A usage error about an app the daemon shows no instance of is the "unknown app" case.
-            is_unknown = isinstance(error, UsageError) and app is not None and app not in _known_apps(target)
+            # A usage error about an app the config does not name is the "unknown app" case.
+            is_unknown = isinstance(error, UsageError) and app is not None and app not in target.app_names()
             return JSONResponse(error_body(error), status_code=_http_status(error, is_unknown_app=is_unknown))
         except Exception as exc:
             log.exception("control_request_failed", method=request.method, path=request.url.path)
@@ -100,19 +97,19 @@ def _optional_count(body: dict[str, Any], key: str) -> int | None:
     return value
 
 
-def _app_view(target: ControlTarget, app: str) -> dict[str, Any]:
-    instances = [i.status_json() for i in target.snapshot().instances if i.name == app]
-    return {"app": app, "instances": instances}
-
-
-def build_control_app(target: ControlTarget) -> Starlette:
+def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapshot],
+                      request_shutdown: Callable[[], None]) -> Starlette:
     """The control socket's routes, all under /v1; they read snapshots and call `target`, nothing else."""
+
+    def app_view(app: str) -> dict[str, Any]:
+        instances = [i.status_json() for i in snapshot().instances if i.name == app]
+        return {"app": app, "instances": instances}
 
     async def ping(request: Request) -> Response:
         return JSONResponse({"ok": True, "pid": os.getpid(), "version": __version__})
 
     async def status(request: Request) -> Response:
-        document = target.snapshot().status_json()
+        document = snapshot().status_json()
         app = request.query_params.get("app")
         if app is not None:
             apps = [entry for entry in document["apps"] if entry["name"] == app]
@@ -129,7 +126,7 @@ def build_control_app(target: ControlTarget) -> Starlette:
         instance = _optional_count(await _json_body(request), "instance")
         method = {"start": target.start, "stop": target.stop, "restart": target.restart}[verb]
         await method(app, instance)
-        return JSONResponse(_app_view(target, app))
+        return JSONResponse(app_view(app))
 
     async def scale(request: Request) -> Response:
         app: str = request.path_params["name"]
@@ -137,7 +134,7 @@ def build_control_app(target: ControlTarget) -> Starlette:
         if count is None:
             raise UsageError("scale needs a count", fix='send {"count": N}')
         await target.scale(app, count)
-        return JSONResponse(_app_view(target, app))
+        return JSONResponse(app_view(app))
 
     async def reload(request: Request) -> Response:
         config = (await _json_body(request)).get("config")
@@ -147,7 +144,7 @@ def build_control_app(target: ControlTarget) -> Starlette:
         return JSONResponse(asdict(report))
 
     async def shutdown(request: Request) -> Response:
-        target.request_shutdown()
+        request_shutdown()
         return JSONResponse({"ok": True, "pid": os.getpid()}, status_code=202)
 
     def route(path: str, endpoint: Endpoint, method: str) -> Route:

@@ -1,28 +1,31 @@
-"""One instance of an app: a single task that spawns, watches, restarts and stops one OS process."""
+"""One instance of an app: a single task that spawns, watches, restarts and stops one OS process.
+
+Other code never writes an Instance's fields: it files a request (`request_start/stop/restart`, `retire`),
+which sets the one wanted-state field and wakes the task. The task reads it in one place (`_take_request`)
+and changes state in one place (`_transition`), which is also where every lifecycle event is emitted.
+"""
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import anyio
 import structlog
 from anyio.abc import ByteReceiveStream, TaskStatus
 
-from omnitron.config.interpolate import interpolate
 from omnitron.config.model import AppConfig, LogsConfig
 from omnitron.errors import OmnitronError
-from omnitron.home.history import History
-from omnitron.runtime import policy
-from omnitron.runtime.procgroup import clean_up_after_exit, kill_group_now, stop_group
-from omnitron.runtime.spawn import ChildProcess, spawn
-from omnitron.runtime.states import AppState, check_transition
+from omnitron.health.probes import ProbeVerdict
+from omnitron.runtime import policy, process
+from omnitron.runtime.events import Event, EventKind, EventSink, describe_exit
+from omnitron.runtime.process import ChildProcess, LaunchSpec
+from omnitron.runtime.states import RESTING_STATES, AppState, check_transition
 
 log = structlog.get_logger()
 S = AppState
-Action = Literal["stop", "restart"]
+Goal = Literal["start", "stop", "restart", "retire"]
 _PUMP_DRAIN_BOUND_S = 2.0
 
 
@@ -34,13 +37,18 @@ class OutputSink(Protocol):
 
 @dataclass(frozen=True)
 class InstanceServices:
-    """What an Instance needs from the daemon, passed in so the Instance stays testable with real processes."""
+    """What an Instance needs from the daemon, passed in so the Instance is testable with real processes."""
 
     open_output: Callable[[str, int, LogsConfig | None], OutputSink]
-    build_env: Callable[[AppConfig, int], dict[str, str]]  # raises OmnitronError (e.g. a missing secret)
-    history: History
-    on_change: Callable[[Instance], None]
-    run_probe: Callable[[Instance], Coroutine[Any, Any, None]] | None = None  # runs while the child lives
+    launch: Callable[[AppConfig, int], LaunchSpec]  # raises OmnitronError (e.g. a missing secret)
+    events: EventSink
+    on_change: Callable[[Instance], None]  # after every state or health change
+
+
+@dataclass(frozen=True)
+class Request:
+    goal: Goal
+    reason: str
 
 
 class Instance:
@@ -51,21 +59,18 @@ class Instance:
         self.state = S.STOPPED
         self.reason = "not started"
         self.child: ChildProcess | None = None
-        self.env: dict[str, str] = {}  # of the current child; holds secret values, so it is never logged
+        self.spec: LaunchSpec | None = None  # of the current child; its env holds secrets: never logged
         self.restarts = 0
-        self.failures = 0
+        self.failures = 0  # consecutive early deaths
         self.exit_code: int | None = None
         self.healthy: bool | None = None
         self.last_probe_error: str | None = None
         self.started_at = 0.0  # anyio.current_time() of the current child's spawn
-        self._start_pending = False
-        self._action: Action | None = None
-        self._action_reason = ""
-        self._retired = False
+        self._request: Request | None = None  # the wanted state; the latest request wins (retire excepted)
         self._wake = anyio.Event()
 
     def __repr__(self) -> str:
-        pid = f" pid={self.child.pid}" if self.child else ""
+        pid = f" pid={self.pid}" if self.pid else ""
         return f"<Instance {self.key} {self.state}{pid}>"
 
     @property
@@ -74,7 +79,7 @@ class Instance:
 
     @property
     def pid(self) -> int | None:
-        return self.child.pid if self.child and self.child.returncode is None else None
+        return self.child.pid if self.child and not self.child.is_reaped else None
 
     @property
     def uptime_s(self) -> float:
@@ -82,165 +87,163 @@ class Instance:
             return anyio.current_time() - self.started_at
         return 0.0
 
-    # --- requests from the Supervisor (same event loop) -----------------------------------------------
+    @property
+    def has_pending_start(self) -> bool:
+        """A start or restart was asked for and the task has not acted on it yet."""
+        return self._request is not None and self._request.goal in ("start", "restart")
+
+    # --- requests (same event loop; they only file the wanted state) -------------------------------------
 
     def request_start(self) -> None:
-        """Start if resting; a manual start also forgets earlier failures."""
-        if self.state in (S.STOPPED, S.COMPLETED, S.FATAL):
-            self.failures = 0
-            self._start_pending = True
-            self._poke()
+        """Start if resting (a manual start also forgets earlier failures); nothing if already up."""
+        self._ask("start", "operator")
 
     def request_stop(self, reason: str = "operator") -> None:
-        self._start_pending = False
-        if self.state in (S.STARTING, S.RUNNING, S.BACKOFF):
-            self._action, self._action_reason = "stop", reason
-            # history: an asked-for stop is not downtime (uptime counts it apart from crashes)
-            self._services.history.record("stop", self.app.name, self.index, pid=self.pid, reason=reason)
-            self._poke()
+        self._ask("stop", reason)
 
     def request_restart(self, reason: str) -> None:
-        """Stop the running child and start a new one (operator, probe or memory restarts)."""
-        if self.state in (S.STARTING, S.RUNNING, S.BACKOFF):
-            self._action, self._action_reason = "restart", reason
-            self._poke()
-        else:
-            self.request_start()
-
-    def reconfigure(self, app: AppConfig) -> None:
-        """Use this config from the next spawn on (reload); the caller then asks for a restart."""
-        self.app = app
-
-    @property
-    def is_start_pending(self) -> bool:
-        return self._start_pending
+        """Replace the process (operator, liveness, memory, reload); starts it if it was resting."""
+        self._ask("restart", reason)
 
     def retire(self) -> None:
-        """End the task once the instance is stopped (scaled away or removed)."""
-        self._retired = True
-        self.request_stop("removed")
-        self._poke()
+        """Stop, then end the task (scaled away, removed, or the daemon is done)."""
+        self._ask("retire", "removed")
+
+    def reconfigure(self, app: AppConfig) -> None:
+        """Use this config from the next spawn on (reload)."""
+        self.app = app
 
     def kill_now(self) -> None:
-        # Only a group that is ours right now: a long-stopped child's PID may belong to someone else by now.
-        if self.child is not None and self.state in (S.STARTING, S.RUNNING, S.STOPPING):
-            kill_group_now(self.child)
+        """SIGKILL the group at once (a second SIGTERM to the daemon); the running stop or watch reaps it."""
+        if self.child is not None and not self.child.is_reaped:
+            process.kill_group_now(self.child)
 
-    def _poke(self) -> None:
+    def _ask(self, goal: Goal, reason: str) -> None:
+        if self._request is not None and self._request.goal == "retire":
+            return
+        self._request = Request(goal, reason)
         self._wake.set()
 
-    async def _sleep_until_poked(self) -> None:
-        await self._wake.wait()
-        self._wake = anyio.Event()
+    async def _take_request(self, *, wait: bool = True) -> Request | None:
+        """The one reader of the wanted state: the pending request (waiting for one if `wait`), cleared."""
+        while wait and self._request is None:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+        request, self._request = self._request, None
+        return request
 
-    # --- the one place state changes ------------------------------------------------------------------
+    # --- the one place state changes, and events are emitted ----------------------------------------------
 
-    def _transition(self, to: AppState, *, reason: str) -> None:
+    def _transition(self, to: AppState, *, reason: str, restart_reason: str | None = None) -> None:
         check_transition(self.state, to)
         previous, self.state, self.reason = self.state, to, reason
         log.info("state_changed", app=self.app.name, instance=self.index, state=str(to), previous=str(previous),
                  reason=reason, pid=self.pid)
+        child = self.child
+        if to is S.STARTING:
+            if restart_reason is not None:
+                self._emit("restart", reason=restart_reason)
+            self._emit("start", pid=child.pid if child else None)
+        elif previous in (S.STARTING, S.RUNNING, S.STOPPING) and child is not None and child.exit_code is not None:
+            code = child.exit_code
+            self._emit("exit", pid=child.pid, exit_code=code if code >= 0 else None,
+                       signal=-code if code < 0 else None)
+        if to is S.STOPPED:
+            # an asked-for stop is not downtime: uptime pauses from here
+            self._emit("stop", reason=reason)
+        elif to is S.COMPLETED:
+            self._emit("completed", reason=reason)
+        elif to is S.FATAL:
+            self._emit("fatal", reason=reason)
         self._services.on_change(self)
+
+    def _emit(self, kind: EventKind, **fields: object) -> None:
+        self._services.events.emit(Event(kind, self.app.name, self.index, **fields))  # type: ignore[arg-type]
 
     # --- the lifecycle task ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        while not self._retired:
-            if self._start_pending:
-                self._start_pending = False
-                await self._run_until_rest()
-            else:
-                self._action = None  # nothing to stop or restart while resting
-                await self._sleep_until_poked()
-
-    async def _run_until_rest(self) -> None:
-        restart_number = 0  # restarts since the instance last reached RUNNING; picks the backoff delay
         while True:
-            if self._action == "stop":
-                self._action = None
+            request = await self._take_request()
+            assert request is not None
+            if request.goal == "retire":
                 return
-            child = self._spawn()
+            if request.goal in ("start", "restart"):  # stop: already resting
+                self.failures = 0
+                if await self._run_until_rest() == "retire":
+                    return
+
+    async def _run_until_rest(self) -> Goal | None:
+        """Spawn and keep the process up until it rests; the goal that ended it when a request did."""
+        restart_number = 0  # restarts since the instance last reached RUNNING; picks the backoff delay
+        restart_reason: str | None = None
+        while True:
+            pending = await self._take_request(wait=False)  # retirement and stops are checked before any spawn
+            if pending is not None and pending.goal in ("stop", "retire"):
+                if self.state is S.BACKOFF:
+                    # BACKOFF -> STOPPED: a stop never waits for a pending retry (supervisord's kill() rule)
+                    self._transition(S.STOPPED, reason=pending.reason)
+                return pending.goal
+            if pending is not None and pending.goal == "restart":
+                restart_reason = pending.reason
+            child = self._spawn(restart_reason)
             if child is None:
-                return
-            outcome = await self._supervise(child)
-            if outcome == "stopped":
-                return
-            if outcome == "restart":
-                self.restarts += 1
-                self._services.history.record("restart", self.app.name, self.index, reason=self._action_reason)
-                self._action = None
-                continue  # STOPPED -> STARTING in _spawn
+                return None
+            ended = await self._supervise(child)
+            if isinstance(ended, Request):
+                if ended.goal != "restart":
+                    return ended.goal
+                restart_reason = ended.reason
+                continue
             restart_number = 1 if self.state is S.RUNNING else restart_number + 1
-            decision = policy.decide_exit(
-                exit_code=outcome,
-                policy=self.app.restart,
-                was_running=self.state is S.RUNNING,
-                failures=self.failures,
-                restart_number=restart_number,
-                max_restarts=self.app.max_restarts,
-                backoff=self.app.backoff,
-            )
+            decision = policy.decide_exit(exit_code=ended, policy=self.app.restart, was_running=self.state is S.RUNNING,
+                                          failures=self.failures, restart_number=restart_number,
+                                          max_restarts=self.app.max_restarts, backoff=self.app.backoff)
             self.failures = decision.failures
             if decision.outcome == "completed":
                 # STARTING|RUNNING -> COMPLETED: exit 0 and restart= does not restart it
                 self._transition(S.COMPLETED, reason="exited 0")
-                return
+                return None
             if decision.outcome == "fatal":
                 why = "crash loop" if self.failures > self.app.max_restarts else "exit not restarted"
                 # STARTING|RUNNING -> FATAL: too many early deaths, or a failure that restart= does not retry
-                self._transition(S.FATAL, reason=f"{why}: exit {describe_exit(outcome)}")
-                self._services.history.record("fatal", self.app.name, self.index, exit_code=outcome, reason=why)
-                return
+                self._transition(S.FATAL, reason=f"{why}: exit {describe_exit(ended)}")
+                return None
             # STARTING|RUNNING -> BACKOFF: restart after the delay unless told to stop meanwhile
-            self._transition(S.BACKOFF, reason=f"exit {describe_exit(outcome)}, restart in {decision.delay_s:g}s")
-            if not await self._backoff(decision.delay_s):
-                return
-            self.restarts += 1
-            self._services.history.record("restart", self.app.name, self.index, reason="crash")
+            self._transition(S.BACKOFF, reason=f"exit {describe_exit(ended)}, restart in {decision.delay_s:g}s")
+            with anyio.move_on_after(decision.delay_s):
+                while (request := await self._take_request()) is not None and request.goal == "start":
+                    pass  # already on its way up
+                self._request = request  # a stop is honoured, a restart just restarts now: both at the loop top
+            restart_reason = "crash"
 
-    async def _backoff(self, delay_s: float) -> bool:
-        """Wait out the delay; False if a stop came meanwhile (BACKOFF -> STOPPED, supervisord's rule)."""
-        with anyio.move_on_after(delay_s):
-            while self._action is None:
-                await self._sleep_until_poked()
-        if self._action == "stop":
-            self._action = None
-            self._transition(S.STOPPED, reason=self._action_reason)
-            return False
-        self._action = None  # a restart request during backoff just restarts now
-        return True
-
-    def _spawn(self) -> ChildProcess | None:
+    def _spawn(self, restart_reason: str | None) -> ChildProcess | None:
         try:
-            env = self._services.build_env(self.app, self.index)
+            spec = self._services.launch(self.app, self.index)
+            child = process.spawn(spec)
         except OmnitronError as error:
-            self._enter_fatal_from_rest(error.one_line())
+            self._fail_to_spawn(error.one_line())
             return None
-        self.env = env  # the probe runs with the same environment (secrets are read once per start)
-        # ${PORT} and ${OMNITRON_INSTANCE} in the command are per instance, so they resolve here.
-        argv = [interpolate(arg, env) for arg in self.app.argv()]
-        try:
-            child = spawn(argv, env=env, cwd=self.app.cwd)
-        except OSError as error:
-            self._enter_fatal_from_rest(f"spawn failed: {error.strerror or error} (check `command`)")
+        except (OSError, ValueError) as error:
+            detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            self._fail_to_spawn(f"spawn failed: {detail} (check `command`)")
             return None
-        self.child, self.started_at, self.exit_code, self.healthy = child, anyio.current_time(), None, None
-        self.last_probe_error = None
+        if restart_reason is not None:
+            self.restarts += 1
+        self.child, self.spec, self.started_at = child, spec, anyio.current_time()
+        self.exit_code, self.healthy, self.last_probe_error = None, None, None
         # STOPPED|COMPLETED|FATAL|BACKOFF -> STARTING: a new child is up; it is RUNNING after min_uptime
-        self._transition(S.STARTING, reason="spawned")
-        log.info("instance_started", app=self.app.name, instance=self.index, pid=child.pid)
-        self._services.history.record("start", self.app.name, self.index, pid=child.pid)
+        self._transition(S.STARTING, reason="spawned", restart_reason=restart_reason)
         return child
 
-    def _enter_fatal_from_rest(self, reason: str) -> None:
-        # -> STARTING -> FATAL: the start was attempted and could not even spawn
-        self._transition(S.STARTING, reason="spawning")
+    def _fail_to_spawn(self, reason: str) -> None:
+        # STOPPED|COMPLETED|FATAL|BACKOFF -> FATAL: the start could not even spawn a process
+        self.child = None
         self._transition(S.FATAL, reason=reason)
-        self._services.history.record("fatal", self.app.name, self.index, reason=reason)
 
-    async def _supervise(self, child: ChildProcess) -> int | Literal["stopped", "restart"]:
-        """Run one child to its end. Returns its exit code, or what an operator's request made of it."""
+    async def _supervise(self, child: ChildProcess) -> int | Request:
+        """Run one child to its end: its exit code, or the request that stopped it."""
         output = self._services.open_output(self.app.name, self.index, self.app.logs)
         try:
             async with anyio.create_task_group() as pumps:
@@ -254,50 +257,45 @@ class Instance:
             output.close()
         return result
 
-    async def _watch(self, child: ChildProcess) -> int | Literal["stopped", "restart"]:
-        exited = False
+    async def _watch(self, child: ChildProcess) -> int | Request:
+        stopping: Request | None = None
         async with anyio.create_task_group() as watchers:
             async def wait_exit() -> None:
-                nonlocal exited
                 await child.wait_exited()
-                exited = True
                 watchers.cancel_scope.cancel()
 
-            async def wait_action() -> None:
-                while self._action is None:
-                    await self._sleep_until_poked()
+            async def wait_request() -> None:
+                nonlocal stopping
+                while (request := await self._take_request()) is not None and request.goal == "start":
+                    pass  # already up
+                stopping = request
                 watchers.cancel_scope.cancel()
 
             watchers.start_soon(wait_exit)
-            watchers.start_soon(wait_action)
+            watchers.start_soon(wait_request)
             watchers.start_soon(self._promote_after_min_uptime)
-            if self._services.run_probe is not None and self.app.health is not None:
-                watchers.start_soon(self._services.run_probe, self)
-        if not exited and self._action is not None:
-            action = self._action
-            # STARTING|RUNNING -> STOPPING: stop_signal to the group, SIGKILL after kill_timeout
-            self._transition(S.STOPPING, reason=self._action_reason)
-            await stop_group(child, self.app.stop_signum, self.app.kill_timeout)
-            self._record_exit(child)
-            self._transition(S.STOPPED, reason=self._action_reason)
-            if action == "stop":
-                self._action = None
-                return "stopped"
-            return "restart"
-        await clean_up_after_exit(child, self.app.stop_signum, self.app.kill_timeout)
-        self._record_exit(child)
-        assert child.returncode is not None
-        return child.returncode
+            if self.app.health is not None and self.spec is not None:
+                from omnitron.health.monitor import watch_probe
 
-    def _record_exit(self, child: ChildProcess) -> None:
-        code = child.exit_code if child.exit_code is not None else child.returncode
-        self.exit_code = code
+                watchers.start_soon(watch_probe, self.app.health, self.spec, self.index, self._on_probe_verdict)
+        if stopping is not None and child.is_alive:
+            # STARTING|RUNNING -> STOPPING: stop_signal to the group, SIGKILL after kill_timeout
+            self._transition(S.STOPPING, reason=stopping.reason)
+            await process.stop(child, self.app.stop_signum, self.app.kill_timeout)
+            self._after_exit(child)
+            # STOPPING -> STOPPED: the group is gone
+            self._transition(S.STOPPED, reason=stopping.reason)
+            return stopping
+        if stopping is not None:
+            self._request = stopping  # it exited on its own meanwhile: the request applies at the loop top
+        await process.stop(child, self.app.stop_signum, self.app.kill_timeout)  # what is left of the group
+        self._after_exit(child)
+        assert child.exit_code is not None
+        return child.exit_code
+
+    def _after_exit(self, child: ChildProcess) -> None:
+        self.exit_code = child.exit_code
         self.healthy = None
-        sig = -code if code is not None and code < 0 else None
-        log.info("instance_exited", app=self.app.name, instance=self.index, pid=child.pid,
-                 exit_code=code if sig is None else None, signal=signal_name(sig) if sig else None)
-        self._services.history.record("exit", self.app.name, self.index, pid=child.pid,
-                                      exit_code=code if sig is None else None, signal=sig)
 
     async def _promote_after_min_uptime(self) -> None:
         await anyio.sleep(self.app.min_uptime)
@@ -306,23 +304,19 @@ class Instance:
             # STARTING -> RUNNING: alive for min_uptime, a successful start; the failure count resets
             self._transition(S.RUNNING, reason=f"up for {self.app.min_uptime:g}s")
 
-    def set_health(self, healthy: bool | None, error: str | None) -> None:
-        """Called by the probe loop (None: no verdict yet); a change wakes readiness and dependents."""
-        self.last_probe_error = error
-        if healthy is not None and healthy != self.healthy:
-            self.healthy = healthy
-            log.info("health_changed", app=self.app.name, instance=self.index, healthy=healthy, error=error)
-            self._services.history.record("health", self.app.name, self.index, healthy=healthy, reason=error)
+    def _on_probe_verdict(self, verdict: ProbeVerdict) -> bool:
+        """From the probe loop; False (stop probing) once the probe asked for a restart."""
+        self.last_probe_error = verdict.last_error
+        if verdict.healthy is not None and verdict.healthy != self.healthy:
+            self.healthy = verdict.healthy
+            self._emit("health", healthy=verdict.healthy, reason=verdict.last_error)
             self._services.on_change(self)
+        if verdict.should_restart:
+            log.warning("probe_failed", app=self.app.name, instance=self.index, error=verdict.last_error)
+            self.request_restart("probe")
+            return False
+        return True
 
-
-def signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return str(signum)
-
-
-def describe_exit(code: int) -> str:
-    return f"code {code}" if code >= 0 else f"by {signal_name(-code)}"
-
+    @property
+    def is_resting(self) -> bool:
+        return self.state in RESTING_STATES and not self.has_pending_start

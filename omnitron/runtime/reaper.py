@@ -1,7 +1,7 @@
 """Orphan reaping for PID 1 and child subreapers: collects reparented zombies, never our own children.
 
-Our own children are reaped by spawn.ChildProcess (waitpid on their PID); a `waitpid(-1)` here would steal
-their exit status. So we list our direct children from /proc and reap only those spawn.py does not own.
+Our own children are reaped by process.ChildProcess (waitpid on their PID); a `waitpid(-1)` here would steal
+their exit status. So we peek with waitid(WNOWAIT) and reap only PIDs process.py does not own.
 """
 
 from __future__ import annotations
@@ -10,26 +10,59 @@ import ctypes
 import os
 from typing import Final
 
+import anyio
 import structlog
 
-from omnitron.runtime.spawn import is_owned
+from omnitron.runtime.process import is_owned
 
 log = structlog.get_logger()
 _PR_SET_CHILD_SUBREAPER: Final = 36
-_state = {"is_reaper": False}
+_SWEEP_S: Final = 30.0  # SIGCHLD does the real work; the sweep catches what a coalesced signal left
+_RECHECK_S: Final = 0.05
+_RECHECKS: Final = 20
 
 
 def become_subreaper() -> bool:
     """Make orphaned descendants reparent to us (Linux prctl); PID 1 is a reaper already."""
     if os.getpid() == 1:
-        _state["is_reaper"] = True
         return True
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        _state["is_reaper"] = bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except (OSError, AttributeError):
-        _state["is_reaper"] = False
-    return _state["is_reaper"]
+        return False
+
+
+class OrphanReaper:
+    """Reaps orphans on every SIGCHLD the daemon passes on, and on a slow sweep."""
+
+    def __init__(self) -> None:
+        self._signalled = anyio.Event()
+
+    def __repr__(self) -> str:
+        return "<OrphanReaper>"
+
+    def on_sigchld(self) -> None:
+        self._signalled.set()
+
+    async def run(self) -> None:
+        while True:
+            with anyio.move_on_after(_SWEEP_S):
+                await self._signalled.wait()
+            if not self._signalled.is_set():
+                sweep_orphans()
+                continue
+            self._signalled = anyio.Event()
+            if not reap_orphans():
+                await self._recheck()
+
+    async def _recheck(self) -> None:
+        # One of our own exited children stood in front of any orphans; it is reaped within a tick or two.
+        for _ in range(_RECHECKS):
+            await anyio.sleep(_RECHECK_S)
+            if reap_orphans():
+                return
+        sweep_orphans()
 
 
 def direct_children() -> list[int]:
@@ -49,8 +82,8 @@ def direct_children() -> list[int]:
 
 
 def reap_orphans() -> bool:
-    """Reap every exited child that spawn.py does not own. False when an exited child of ours stood first in
-    line (it is reaped by its own ChildProcess shortly), so orphans behind it may wait: call again soon.
+    """Reap every exited child that process.py does not own. False when an exited child of ours stood first
+    in line (its own ChildProcess reaps it shortly), so orphans behind it may wait: call again soon.
 
     The common case costs one waitid() that peeks without reaping; only a sweep reads /proc.
     """
@@ -67,7 +100,7 @@ def reap_orphans() -> bool:
 
 
 def sweep_orphans() -> int:
-    """Reap every exited child that spawn.py does not own, looking at each child (the slow, thorough way)."""
+    """Reap every exited child that process.py does not own, looking at each child (the slow, thorough way)."""
     return sum(_reap(pid) for pid in direct_children() if not is_owned(pid))
 
 

@@ -4,58 +4,50 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
+from collections.abc import Mapping
 
 import anyio
 import psutil
 import structlog
 
-from omnitron.runtime.procgroup import group_exists, signal_group
+from omnitron.home.statefile import InstanceRecord, StateDocument
+from omnitron.runtime.process import drain_group
 
 log = structlog.get_logger()
 _START_TIME_TOLERANCE_S = 0.05
-_POLL_S = 0.05
+_DEFAULT_KILL_TIMEOUT_S = 10.0
 
 
-def recorded_survivors(state: dict[str, Any]) -> list[tuple[dict[str, Any], psutil.Process]]:
-    """Recorded instances still alive with the same PID *and* start time: only those are ours."""
+def recorded_survivors(state: StateDocument) -> list[InstanceRecord]:
+    """Recorded instances still alive with the same PID *and* start time, leading their group: only those are ours."""
     found = []
-    for entry in state.get("apps", []):
-        pid, start_time = entry.get("pid"), entry.get("start_time")
-        if not isinstance(pid, int) or not isinstance(start_time, int | float) or pid <= 1 or pid == os.getpid():
+    for record in state.instances:
+        pid, start_time = record.pid, record.start_time
+        if pid is None or start_time is None or pid <= 1 or pid == os.getpid():
             continue
         try:
-            proc = psutil.Process(pid)
-            if abs(proc.create_time() - start_time) > _START_TIME_TOLERANCE_S or os.getpgid(pid) != pid:
+            if abs(psutil.Process(pid).create_time() - start_time) > _START_TIME_TOLERANCE_S or os.getpgid(pid) != pid:
                 continue
         except (psutil.NoSuchProcess, ProcessLookupError):
             continue
-        found.append((entry, proc))
+        found.append(record)
     return found
 
 
-async def _stop_survivor(entry: dict[str, Any], proc: psutil.Process, kill_timeout_s: float) -> None:
-    pgid = proc.pid  # instances lead their own session, so the group id is the recorded PID
-    log.warning("survivor_stopping", app=entry.get("app"), instance=entry.get("instance"), pid=proc.pid)
-    signal_group(pgid, signal.SIGTERM)
-    # Not our children (we cannot wait on them), and a group has no fd to poll: a short poll it is.
-    with anyio.move_on_after(kill_timeout_s):
-        while group_exists(pgid):  # noqa: ASYNC110
-            await anyio.sleep(_POLL_S)
-        return
-    signal_group(pgid, signal.SIGKILL)
-    with anyio.move_on_after(5):
-        while group_exists(pgid):  # noqa: ASYNC110
-            await anyio.sleep(_POLL_S)
+async def _stop_survivor(record: InstanceRecord, kill_timeout_s: float) -> None:
+    assert record.pid is not None
+    log.warning("survivor_stopping", app=record.app, instance=record.instance, pid=record.pid)
+    # Instances lead their own session, so the group id is the recorded PID; not our children, so the
+    # group is drained (signal, wait, SIGKILL) without a leader to wait on.
+    await drain_group(record.pid, signal.SIGTERM, anyio.current_time() + kill_timeout_s)
 
 
-
-async def stop_survivors(state: dict[str, Any] | None, kill_timeouts: dict[str, float]) -> int:
+async def stop_survivors(state: StateDocument | None, kill_timeouts: Mapping[str, float]) -> int:
     """Stop every recorded survivor's process group (concurrently); return how many there were."""
-    if not state:
+    if state is None:
         return 0
     survivors = recorded_survivors(state)
     async with anyio.create_task_group() as tg:
-        for entry, proc in survivors:
-            tg.start_soon(_stop_survivor, entry, proc, kill_timeouts.get(str(entry.get("app")), 10.0))
+        for record in survivors:
+            tg.start_soon(_stop_survivor, record, kill_timeouts.get(record.app, _DEFAULT_KILL_TIMEOUT_S))
     return len(survivors)

@@ -5,7 +5,7 @@ Readers (HTTP routes, the control socket, metrics) only ever see these; they nev
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -23,10 +23,10 @@ class InstanceSnapshot:
     memory_rss: int  # bytes, whole process tree
     cpu_seconds: float  # user+system, whole process tree
     autostart: bool
-    restart_policy: str
     ready: bool  # counts as ready for /readyz
     reason: str  # why not ready (empty when ready); e.g. "backoff after exit 1", "probe failing: timeout"
     last_probe_error: str | None = None
+    start_time: float | None = None  # the process's create time (with pid: its identity for recovery)
 
     def status_json(self) -> dict[str, Any]:
         """The per-instance object of `omnitron status --json` (contract section 4)."""
@@ -71,6 +71,3 @@ class DaemonSnapshot:
             },
             "apps": [i.status_json() for i in self.instances],
         }
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)

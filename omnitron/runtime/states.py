@@ -19,14 +19,15 @@ class AppState(StrEnum):
 
 S = AppState
 TRANSITIONS: Final[Mapping[AppState, frozenset[AppState]]] = {
-    # a manual start (or the first one) leaves a resting state
+    # A start from rest spawns (-> STARTING) or cannot even spawn (-> FATAL, with the reason).
     S.STOPPED: frozenset({S.STARTING, S.FATAL}),
-    S.COMPLETED: frozenset({S.STARTING}),
-    S.FATAL: frozenset({S.STARTING}),
+    S.COMPLETED: frozenset({S.STARTING, S.FATAL}),
+    S.FATAL: frozenset({S.STARTING, S.FATAL}),
     # STARTING -> RUNNING after min_uptime; -> BACKOFF/FATAL/COMPLETED on an early exit; -> STOPPING on stop
     S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.FATAL, S.COMPLETED, S.STOPPING}),
     S.RUNNING: frozenset({S.BACKOFF, S.COMPLETED, S.FATAL, S.STOPPING}),
-    # BACKOFF -> STOPPED is supervisord's kill() shortcut: a stop never waits for a pending retry
+    # BACKOFF -> STOPPED is supervisord's kill() shortcut: a stop never waits for a pending retry;
+    # BACKOFF -> FATAL: the retry could not spawn
     S.BACKOFF: frozenset({S.STARTING, S.STOPPED, S.FATAL}),
     S.STOPPING: frozenset({S.STOPPED}),
 }

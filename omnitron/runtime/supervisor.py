@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import anyio
 import structlog
 from anyio.abc import TaskGroup
 
 from omnitron.config.checks import app_layers
-from omnitron.config.model import AppConfig, Ecosystem
+from omnitron.config.load import LoadedConfig, load_config
+from omnitron.config.model import AppConfig, Ecosystem, LogsConfig
 from omnitron.errors import OmnitronError, UsageError
-from omnitron.http.control_api import ReloadReport
-from omnitron.runtime.instance import Instance, InstanceServices
+from omnitron.health.readiness import is_ready, readiness
+from omnitron.health.resources import ResourceSampler
+from omnitron.runtime.events import EventSink
+from omnitron.runtime.instance import Instance, InstanceServices, OutputSink
+from omnitron.runtime.process import LaunchSpec
+from omnitron.runtime.snapshot import InstanceSnapshot
 from omnitron.runtime.states import RESTING_STATES, AppState
 
 log = structlog.get_logger()
@@ -20,18 +26,29 @@ S = AppState
 _ACTION_SLACK_S = 30.0  # on top of the app's own timeouts before an operator's request reports failure
 
 
+@dataclass(frozen=True)
+class ReloadReport:
+    config: str
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
 class Supervisor:
-    def __init__(self, ecosystem: Ecosystem, services: InstanceServices, tg: TaskGroup) -> None:
-        self.ecosystem = ecosystem
-        self._services = InstanceServices(
-            open_output=services.open_output,
-            build_env=services.build_env,
-            history=services.history,
-            on_change=self._on_change,
-            run_probe=services.run_probe,
-        )
-        self._notify_outside = services.on_change
+    """The one owner of the apps (the loaded config) and their instances; the control socket's target."""
+
+    def __init__(self, loaded: LoadedConfig, tg: TaskGroup, *, open_output: Callable[[str, int, LogsConfig | None],
+                 OutputSink], launch: Callable[[AppConfig, int], LaunchSpec], events: EventSink,
+                 sampler: ResourceSampler) -> None:
+        self.config_path = loaded.path
+        self.ecosystem = loaded.ecosystem
+        self.sampler = sampler
+        self._services = InstanceServices(open_output=open_output, launch=launch, events=events,
+                                          on_change=self._on_change)
+        self._listeners: list[Callable[[Instance], None]] = []
         self._tg = tg
+        self._memory_limits_started = False
         self.instances: dict[str, list[Instance]] = {}
         self.waiting_for: dict[str, str] = {}  # app -> why it has not been started yet
         self._starters: dict[str, anyio.CancelScope] = {}  # apps whose start waits for their dependencies
@@ -41,9 +58,14 @@ class Supervisor:
 
     # --- bookkeeping ------------------------------------------------------------------------------------
 
+    def add_listener(self, listener: Callable[[Instance], None]) -> None:
+        """Called after every state or health change of any instance (the state file, the exit rule)."""
+        self._listeners.append(listener)
+
     def _on_change(self, instance: Instance) -> None:
         self._notify()
-        self._notify_outside(instance)
+        for listener in self._listeners:
+            listener(instance)
 
     def _notify(self) -> None:
         """Wake everyone waiting for a change (a fresh event each time, so a wait never spins)."""
@@ -60,6 +82,27 @@ class Supervisor:
 
     def all_instances(self) -> list[Instance]:
         return [i for group in self.instances.values() for i in group]
+
+    def app_names(self) -> list[str]:
+        return [a.name for a in self.ecosystem.apps]
+
+    def instance_snapshots(self, sampler: ResourceSampler | None) -> list[InstanceSnapshot]:
+        """Every instance as plain data; without a sampler the resource fields are zero (for /readyz)."""
+        snapshots = []
+        for instance in self.all_instances():
+            pid = instance.pid
+            usage = sampler.sample(pid) if pid is not None and sampler is not None else None
+            ready, reason = readiness(instance, self.waiting_for.get(instance.app.name))
+            snapshots.append(InstanceSnapshot(
+                name=instance.app.name, instance=instance.index, pid=pid, state=str(instance.state),
+                restarts=instance.restarts, uptime_s=instance.uptime_s, exit_code=instance.exit_code,
+                healthy=instance.healthy if instance.app.health is not None else None,
+                cpu_percent=usage.cpu_percent if usage else 0.0, memory_rss=usage.rss if usage else 0,
+                cpu_seconds=usage.cpu_seconds if usage else 0.0, autostart=instance.app.autostart,
+                ready=ready, reason=reason, last_probe_error=instance.last_probe_error,
+                start_time=instance.child.create_time if pid is not None and instance.child else None,
+            ))
+        return snapshots
 
     def app_config(self, name: str) -> AppConfig:
         app = self.ecosystem.app(name)
@@ -90,7 +133,7 @@ class Supervisor:
         if condition == "completed":
             return all(i.state is S.COMPLETED for i in group)
         if condition == "healthy":
-            return all(i.state is S.RUNNING and (i.healthy is True or i.app.health is None) for i in group)
+            return all(is_ready(i) for i in group)
         # "started" means a successful start: alive for min_uptime (or already done)
         return all(i.state in (S.RUNNING, S.COMPLETED) for i in group)
 
@@ -134,6 +177,7 @@ class Supervisor:
     # --- lifecycle ------------------------------------------------------------------------------------
 
     async def start_all(self) -> None:
+        self._start_memory_limits_if_needed()
         for app in self.ecosystem.apps:
             for index in range(app.instances):
                 await self._add_instance(app, index)
@@ -197,8 +241,7 @@ class Supervisor:
             return
 
         def settled(i: Instance) -> bool:
-            ready = i.state is S.RUNNING and (i.app.health is None or i.healthy is True)
-            return (ready or i.state in (S.COMPLETED, S.FATAL)) and not i.is_start_pending
+            return (is_ready(i) or i.state is S.FATAL) and not i.has_pending_start
 
         await self._wait_until(lambda: all(settled(i) for i in targets), self._timeout_for(targets[0].app),
                                lambda: describe(targets))
@@ -267,17 +310,25 @@ class Supervisor:
         """
         is_waiting = app.name in self._starters
         for instance in list(self.instances.get(app.name, [])):
-            is_resting = instance.state in RESTING_STATES and not instance.is_start_pending
-            if is_waiting or (is_resting and not app.autostart):
+            if is_waiting or (instance.is_resting and not app.autostart):
                 instance.reconfigure(app)
             else:
                 await self._restart_one(instance, "reload", app)
 
-    async def reload(self, new: Ecosystem, config_path: str) -> ReloadReport:
-        """Apply only the difference: added apps start, removed stop, changed roll one instance at a time."""
+    async def reload(self, config_path: str | None) -> ReloadReport:
+        """Re-read the config (or another file) and apply only the difference: added apps start, removed stop,
+        changed roll one instance at a time. `[daemon]` stays what the daemon started with (it applies at the
+        next start, see docs/lifecycle.md). An invalid file raises ConfigError and touches nothing."""
         self._check_accepting()
+        loaded = load_config(config_path or self.config_path)
+        if loaded.ecosystem.daemon != self.ecosystem.daemon:
+            log.warning("daemon_settings_unchanged", reason="[daemon] changes take effect when the daemon restarts")
+        new = loaded.ecosystem.model_copy(update={"daemon": self.ecosystem.daemon})
         async with self._reconfiguring:
-            return await self._reload(new, config_path)
+            report = await self._reload(new, str(loaded.path))
+        self.config_path = loaded.path
+        self._start_memory_limits_if_needed()
+        return report
 
     async def _reload(self, new: Ecosystem, config_path: str) -> ReloadReport:
         old = {a.name: a for a in self.ecosystem.apps}
@@ -304,6 +355,28 @@ class Supervisor:
                 self._schedule_start(fresh[name])
         log.info("reload_finished", added=added, removed=removed, changed=changed)
         return ReloadReport(config_path, added, removed, changed, unchanged)
+
+
+    # --- memory limits -----------------------------------------------------------------------------------
+
+    def _start_memory_limits_if_needed(self) -> None:
+        # No limits, no loop: an idle daemon must not wake up for nothing.
+        if not self._memory_limits_started and any(a.max_memory for a in self.ecosystem.apps):
+            self._memory_limits_started = True
+            self._tg.start_soon(self._enforce_memory_limits)
+
+    async def _enforce_memory_limits(self) -> None:
+        while True:
+            await anyio.sleep(self.ecosystem.daemon.memory_check_interval)
+            for instance in self.all_instances():
+                limit, pid = instance.app.max_memory, instance.pid
+                if not limit or pid is None or instance.state not in (S.STARTING, S.RUNNING):
+                    continue
+                usage = self.sampler.sample(pid)
+                if usage is not None and usage.rss > limit:
+                    log.warning("memory_exceeded", app=instance.app.name, instance=instance.index, rss=usage.rss,
+                                max_memory=limit)
+                    instance.request_restart("memory")
 
 
 def _without_count(app: AppConfig) -> AppConfig:

@@ -38,7 +38,6 @@ def instance(name: str, number: int, pid: int | None = 100, state: str = "runnin
         memory_rss=31457280,
         cpu_seconds=1.0,
         autostart=True,
-        restart_policy="always",
         ready=True,
         reason="",
     )
@@ -102,6 +101,9 @@ class CannedDaemon:
         self.calls.append(("reload", str(config_path)))
         return ReloadReport(config=config_path or "/app/omnitron.toml", added=["web"], unchanged=["api", "worker"])
 
+    def app_names(self) -> list[str]:
+        return sorted({i.name for i in self.instances})
+
     def request_shutdown(self) -> None:
         self.shutdown_requested = True
 
@@ -113,7 +115,8 @@ def daemon() -> CannedDaemon:
 
 @pytest.fixture
 def client(daemon: CannedDaemon) -> TestClient:
-    return TestClient(build_control_app(daemon), raise_server_exceptions=False)
+    app = build_control_app(daemon, daemon.snapshot, daemon.request_shutdown)
+    return TestClient(app, raise_server_exceptions=False)
 
 
 def test_ping_answers_pid_and_version(client: TestClient) -> None:

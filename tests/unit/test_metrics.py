@@ -25,7 +25,6 @@ API0 = InstanceSnapshot(
     memory_rss=31_457_280,
     cpu_seconds=1.25,
     autostart=True,
-    restart_policy="always",
     ready=True,
     reason="",
 )

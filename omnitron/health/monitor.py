@@ -1,0 +1,23 @@
+"""The probe loop of one instance's process: probe every `interval`, hand each verdict to the instance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+
+from omnitron.config.model import HealthConfig
+from omnitron.health.probes import ProbeTracker, ProbeVerdict, make_probe
+from omnitron.runtime.process import LaunchSpec
+
+
+async def watch_probe(health: HealthConfig, spec: LaunchSpec, index: int,
+                      report: Callable[[ProbeVerdict], bool]) -> None:
+    """Runs while the process lives (its instance cancels it); ends when `report` returns False."""
+    probe = make_probe(health, port=spec.port, instance=index, env=spec.env, cwd=spec.cwd)
+    tracker = ProbeTracker(health, started_at=anyio.current_time())
+    while True:
+        verdict = tracker.record(await probe.check(), anyio.current_time())
+        if not report(verdict):
+            return
+        await anyio.sleep(health.interval)
