@@ -134,11 +134,12 @@ class Instance:
 
     # --- the one place state changes, and events are emitted ----------------------------------------------
 
-    def _transition(self, to: AppState, *, reason: str, restart_reason: str | None = None) -> None:
+    def _transition(self, to: AppState, *, reason: str, restart_reason: str | None = None,
+                    delay_s: float | None = None) -> None:
         check_transition(self.state, to)
         previous, self.state, self.reason = self.state, to, reason
         log.info("state_changed", app=self.app.name, instance=self.index, state=str(to), previous=str(previous),
-                 reason=reason, pid=self.pid)
+                 reason=reason, pid=self.pid, **({} if delay_s is None else {"delay_s": delay_s}))
         child = self.child
         if to is S.STARTING:
             if restart_reason is not None:
@@ -211,7 +212,8 @@ class Instance:
                 self._transition(S.FATAL, reason=f"{why}: exit {describe_exit(ended)}")
                 return None
             # STARTING|RUNNING -> BACKOFF: restart after the delay unless told to stop meanwhile
-            self._transition(S.BACKOFF, reason=f"exit {describe_exit(ended)}, restart in {decision.delay_s:g}s")
+            self._transition(S.BACKOFF, reason=f"exit {describe_exit(ended)}, restart in {decision.delay_s:g}s",
+                             delay_s=decision.delay_s)
             with anyio.move_on_after(decision.delay_s):
                 while (request := await self._take_request()) is not None and request.goal == "start":
                     pass  # already on its way up
