@@ -14,7 +14,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from omnitron.config.model import AppConfig, BackoffConfig, DaemonConfig, HealthConfig, InfraConfig, LogsConfig
-from omnitron.config.settings import DaemonSettings, env_name
+from omnitron.config.settings import env_name, is_env_settable
 from omnitron.config.units import format_duration, format_size, parse_duration, parse_size
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -71,7 +71,7 @@ def render_reference() -> str:
         for name, field in model.model_fields.items():
             cells = [f"`{name}`", _type(model, name, field), _default_text(field), _escape(field.description or "")]
             if is_daemon:
-                cells.append(f"`{env_name(name)}`" if name in DaemonSettings.model_fields else "file only")
+                cells.append(f"`{env_name(name)}`" if is_env_settable(name) else "file only")
             parts.append("| " + " | ".join(cells) + " |")
         parts.append("")
     return "\n".join(parts)

@@ -18,6 +18,7 @@ from omnitron.config.checks import Loc, Problem, check_apps, dependency_order
 from omnitron.config.define import define_ecosystem
 from omnitron.config.model import AppConfig, DaemonConfig, Ecosystem, InfraConfig
 from omnitron.config.resolve import resolve_app, resolve_infra
+from omnitron.config.settings import env_name, settings_from_environment
 from omnitron.errors import ConfigError
 
 __all__ = ["LoadedConfig", "dependency_order", "find_config_path", "load_config", "read_raw"]
@@ -210,26 +211,21 @@ def _validate(raw: dict[str, object], base: Path, environ: Mapping[str, str]) ->
 
 
 def _validate_daemon(table: object, environ: Mapping[str, str], problems: list[Problem]) -> DaemonConfig | None:
-    from omnitron.config.settings import from_environment, load_daemon_settings
-
+    """The file's `[daemon]` table overlaid by `OMNITRON_<KEY>` variables; a bad variable is named, its value is not."""
     if not isinstance(table, dict):
         return _validate_part(DaemonConfig, table, ("daemon",), problems)
-    merged = dict(table)
+    from_env = settings_from_environment(environ)
     try:
-        settings = load_daemon_settings(table, environ)
+        return DaemonConfig.model_validate({**table, **from_env})
     except ValidationError as exc:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else ""
-            merged.pop(field, None)  # reported here; DaemonConfig would only repeat it
-            if from_environment(environ, field):
-                loc: Loc = ("daemon", f"{field} (from environment variable OMNITRON_{field.upper()})")
+            if field in from_env:
+                loc: Loc = ("daemon", f"{field} (from environment variable {env_name(field)})")
                 problems.append(Problem(loc, readable(error, show_input=False)))
             else:
                 problems.append(Problem(("daemon", *error["loc"]), readable(error)))
-        _validate_part(DaemonConfig, merged, ("daemon",), problems)
         return None
-    merged.update({name: getattr(settings, name) for name in settings.model_fields_set})
-    return _validate_part(DaemonConfig, merged, ("daemon",), problems)
 
 
 def _validate_apps(
@@ -272,7 +268,9 @@ def readable(error: Mapping[str, object], *, show_input: bool = True) -> str:
     if kind == "missing":
         return "missing"
     if kind == "value_error" or kind == "assertion_error":
-        return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        # The duration and size validators (config/units.py) end their message by quoting the input.
+        return message if show_input else message.removesuffix(f", got {error.get('input')!r}")
     if kind == "literal_error" and isinstance(ctx, dict):
         choices = "|".join(
             part.strip(" '") for part in re.split(r",| or ", str(ctx.get("expected", ""))) if part.strip()

@@ -188,6 +188,8 @@ class AppConfig(_Model):
 
 
 class DaemonConfig(_Model):
+    """The `[daemon]` table; config/settings.py overlays each scalar key with `OMNITRON_<KEY>` from the environment."""
+
     health_host: str = Field(default="0.0.0.0", description="address the HTTP health endpoint binds")
     health_port: int = Field(
         default=9800, ge=0, le=65535, description="port of `/healthz`, `/readyz`, `/metrics`; 0 picks a free port"

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from omnitron.config.load import load_config
 from omnitron.config.model import DaemonConfig
-from omnitron.config.settings import DaemonSettings, env_name, load_daemon_settings
+from omnitron.config.settings import env_name, is_env_settable, load_daemon_settings
 from omnitron.errors import ConfigError
 
 DAEMON = '[daemon]\nhealth_port = 9800\nlog_level = "warning"\nshutdown_timeout = "30s"\n'
@@ -21,10 +21,16 @@ def load_daemon(tmp_path: Path, environ: dict[str, str], text: str = DAEMON) -> 
     return load_config(path, environ=environ).ecosystem.daemon
 
 
-def test_settings_mirror_the_daemon_tables_scalars() -> None:
-    assert set(DaemonSettings.model_fields) == set(DaemonConfig.model_fields) - {"logs"}
-    defaults = DaemonConfig()
-    assert all(getattr(DaemonSettings(), name) == getattr(defaults, name) for name in DaemonSettings.model_fields)
+def test_every_scalar_key_is_settable_from_the_environment_and_tables_are_not() -> None:
+    scalars = set(DaemonConfig.model_fields) - {"logs"}
+    assert {name for name in DaemonConfig.model_fields if is_env_settable(name)} == scalars
+    assert not is_env_settable("bogus")
+
+
+def test_an_explicit_environment_replaces_os_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMNITRON_HEALTH_PORT", "1")
+    assert load_daemon(tmp_path, {}).health_port == 9800
+    assert DaemonConfig().health_port == 9800  # the model itself reads no environment
 
 
 def test_environment_beats_the_file(tmp_path: Path) -> None:
@@ -77,6 +83,10 @@ def test_empty_variable_counts_as_unset(tmp_path: Path) -> None:
     assert load_daemon(tmp_path, {"OMNITRON_HEALTH_PORT": ""}).health_port == 9800
 
 
+def test_variable_names_are_case_sensitive(tmp_path: Path) -> None:
+    assert load_daemon(tmp_path, {"omnitron_health_port": "1", "Omnitron_Health_Port": "2"}).health_port == 9800
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "says"),
     [
@@ -92,6 +102,7 @@ def test_invalid_environment_value_names_the_variable(tmp_path: Path, variable: 
     [problem] = caught.value.problems
     field = variable.removeprefix("OMNITRON_").lower()
     assert f"daemon.{field} (from environment variable {variable}): {says}" in problem
+    assert value not in problem.split(": ", 1)[1], "the value of an environment variable is never printed"
 
 
 def test_invalid_file_value_overridden_by_a_valid_environment_value_is_fine(tmp_path: Path) -> None:
