@@ -166,7 +166,8 @@ def test_http_get_over_tcp() -> None:
 async def test_round_trip_through_the_real_control_server(omni_home: Home) -> None:
     """The client against build_control_app served by uvicorn on the socket bind_control_socket made."""
     daemon = CannedDaemon()
-    server = EmbeddedServer(build_control_app(daemon, daemon.snapshot, daemon.request_shutdown), bind_control_socket(omni_home.socket))
+    app = build_control_app(daemon, daemon.snapshot, daemon.request_shutdown)
+    server = EmbeddedServer(app, bind_control_socket(omni_home.socket))
     client = ControlClient(omni_home)
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
