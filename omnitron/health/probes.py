@@ -13,7 +13,7 @@ from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 import anyio
-from anyio.abc import ByteReceiveStream, ByteStream
+from anyio.abc import ByteReceiveStream
 
 from omnitron.config.interpolate import InterpolationError, interpolate
 from omnitron.config.model import HealthConfig
@@ -150,59 +150,66 @@ def _timeout_error(timeout_s: float) -> str:
 
 
 def _connect_error(exc: OSError) -> str:
-    """A short reason for a failed connect; anyio wraps the per-address errors in a generic OSError."""
-    cause: BaseException | None = exc
-    while isinstance(cause, OSError) and cause.__cause__ is not None:
-        cause = cause.__cause__
-    if isinstance(cause, BaseExceptionGroup):
-        cause = cause.exceptions[0]
-    if isinstance(cause, ConnectionRefusedError):
+    if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(cause, OSError) and cause.strerror:
-        return f"connect failed: {cause.strerror.lower()}"
-    return f"connect failed: {cause}"
+    if exc.strerror:  # also name resolution's socket.gaierror: "connect failed: name or service not known"
+        return f"connect failed: {exc.strerror.lower()}"
+    return f"connect failed: {exc}"
 
 
-def _is_ip_literal(host: str) -> bool:
+Address = tuple[socket.AddressFamily, tuple[str, int]]
+
+
+def _literal_address(host: str, port: int) -> Address | None:
+    """(family, address) when host is an IP literal, which needs no name resolution; None for a host name."""
     try:
-        ipaddress.ip_address(host)
+        ip = ipaddress.ip_address(host)
     except ValueError:
-        return False
-    return True
+        return None
+    return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port)
 
 
-async def _connect_ip(host: str, port: int) -> socket.socket:
-    """A connected non-blocking socket to an IP literal: a fraction of anyio.connect_tcp's work per probe
-    (no name resolution, no happy-eyeballs task group), which matters at hundreds of probes a second."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+async def _connect(host: str, port: int, literal: Address | None) -> socket.socket:
+    """A connected non-blocking socket to host:port: the one connect path of the tcp and http probes.
+
+    A plain socket and the loop's readiness callbacks cost a fraction of anyio.connect_tcp's streams and
+    happy-eyeballs task group, which matters at hundreds of probes a second. A host name is resolved on every
+    check (its addresses may change) by anyio.getaddrinfo, in a worker thread, so DNS never blocks the loop.
+    Its addresses are tried in getaddrinfo's order, one after the other; if none connects, the first one's
+    error is the reason.
+    """
+    if literal is not None:
+        addresses = [literal]
+    else:
+        resolved = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = [(family, address) for family, _type, _proto, _name, address in resolved]
+    errors: list[OSError] = []
+    for family, address in addresses:
+        try:
+            return await _connect_address(family, address)
+        except OSError as exc:
+            errors.append(exc)
+    try:
+        raise errors[0] if errors else OSError(f"{host} has no IPv4 or IPv6 address")
+    finally:
+        errors.clear()  # break the list -> exception -> frame cycle, as socket.create_connection does
+
+
+async def _connect_address(family: socket.AddressFamily, address: tuple[str, int]) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
         try:
-            sock.connect((host, port))
+            sock.connect(address)
         except BlockingIOError:
             await anyio.wait_writable(sock)
             error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if error:
-                raise OSError(error, os.strerror(error)) from None
+                raise OSError(error, os.strerror(error)) from None  # the errno's subclass: ConnectionRefusedError
     except BaseException:
         sock.close()
         raise
     return sock
-
-
-async def _get_status_line(sock: socket.socket, request: bytes) -> bytes | None:
-    sock.sendall(request)  # a few hundred bytes: always fits an empty socket buffer
-    buffer = b""
-    while b"\n" not in buffer and len(buffer) < MAX_HEAD_BYTES:
-        try:
-            data = sock.recv(4096)
-        except BlockingIOError:
-            await anyio.wait_readable(sock)
-            continue
-        if not data:
-            break
-        buffer += data
-    return buffer.splitlines()[0] if buffer else None
 
 
 class TcpProbe:
@@ -211,6 +218,7 @@ class TcpProbe:
     def __init__(self, host: str, port: int, *, timeout_s: float) -> None:
         self.host = host
         self.port = port
+        self._literal = _literal_address(host, port)
         self._timeout_s = timeout_s
 
     def __repr__(self) -> str:
@@ -219,11 +227,7 @@ class TcpProbe:
     async def check(self) -> ProbeResult:
         try:
             with anyio.fail_after(self._timeout_s):
-                if _is_ip_literal(self.host):
-                    (await _connect_ip(self.host, self.port)).close()
-                else:
-                    stream = await anyio.connect_tcp(self.host, self.port)
-                    await stream.aclose()
+                (await _connect(self.host, self.port, self._literal)).close()
         except TimeoutError:
             return ProbeResult(False, _timeout_error(self._timeout_s))
         except OSError as exc:
@@ -249,6 +253,7 @@ class HttpProbe:
             raise ValueError("http probe: the URL's port is not a number from 1 to 65535") from None
         self.host = parts.hostname
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._literal = _literal_address(self.host, self.port)
         self._ssl_context = _unverified_context() if parts.scheme == "https" else None
         host_header = f"[{self.host}]" if ":" in self.host else self.host
         self._request = (
@@ -256,7 +261,6 @@ class HttpProbe:
             "Accept: */*\r\nConnection: close\r\n\r\n"
         ).encode("latin-1")
         self._timeout_s = timeout_s
-        self._is_fast = self._ssl_context is None and _is_ip_literal(self.host)
 
     def __repr__(self) -> str:
         return f"<HttpProbe {self.host}:{self.port}>"
@@ -269,36 +273,20 @@ class HttpProbe:
             return ProbeResult(False, _timeout_error(self._timeout_s))
 
     async def _get(self) -> ProbeResult:
-        if self._is_fast:
-            return await self._fast_get()
         try:
-            stream: ByteStream
-            if self._ssl_context is None:
-                stream = await anyio.connect_tcp(self.host, self.port)
-            else:
-                stream = await anyio.connect_tcp(
-                    self.host, self.port, ssl_context=self._ssl_context, tls_standard_compatible=False
-                )
-        except ssl.SSLError as exc:  # before OSError, its base class
-            return ProbeResult(False, f"TLS handshake failed: {exc.reason or exc}")
-        except OSError as exc:
-            return ProbeResult(False, _connect_error(exc))
-        async with stream:
-            try:
-                await stream.send(self._request)
-                status_line = await _read_status_line(stream)
-            except (OSError, anyio.BrokenResourceError, ssl.SSLError) as exc:
-                return ProbeResult(False, f"connection error: {exc.__class__.__name__}")
-        return _status_result(status_line)
-
-
-    async def _fast_get(self) -> ProbeResult:
-        try:
-            sock = await _connect_ip(self.host, self.port)
+            sock = await _connect(self.host, self.port, self._literal)
         except OSError as exc:
             return ProbeResult(False, _connect_error(exc))
         try:
-            status_line = await _get_status_line(sock, self._request)
+            if self._ssl_context is not None:
+                # TLS is a layer over the same socket: the ssl module's non-blocking SSLSocket, driven by the
+                # same readiness waits (it detaches `sock` and closes itself if wrapping fails).
+                sock = self._ssl_context.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
+                try:
+                    await _handshake(sock)
+                except ssl.SSLError as exc:
+                    return ProbeResult(False, f"TLS handshake failed: {exc.reason or exc}")
+            status_line = await _read_status_line(sock, self._request)
         except OSError as exc:
             return ProbeResult(False, f"connection error: {exc.__class__.__name__}")
         finally:
@@ -307,20 +295,44 @@ class HttpProbe:
 
 
 def _unverified_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
+    # Not create_default_context(): loading the CA store it never consults costs ~30 ms per probe made.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
 
 
-async def _read_status_line(stream: ByteReceiveStream) -> bytes | None:
-    """The response's first line, or None when the server closed the connection before sending one."""
-    buffer = b""
-    while b"\r\n" not in buffer and b"\n" not in buffer and len(buffer) < MAX_HEAD_BYTES:
+async def _handshake(sock: ssl.SSLSocket) -> None:
+    while True:
         try:
-            buffer += await stream.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            return buffer or None
+            sock.do_handshake()
+            return
+        except ssl.SSLWantReadError:
+            await anyio.wait_readable(sock)
+        except ssl.SSLWantWriteError:
+            await anyio.wait_writable(sock)
+
+
+async def _read_status_line(sock: socket.socket, request: bytes) -> bytes | None:
+    """Send `request`; the response's first line, or None when the server closed the connection before one.
+
+    A non-blocking SSLSocket says "no data yet" with SSLWantReadError where a plain socket raises
+    BlockingIOError, and, during a TLS renegotiation, may need to write first (SSLWantWriteError).
+    """
+    sock.sendall(request)  # a few hundred bytes: always fits an empty socket buffer
+    buffer = b""
+    while b"\n" not in buffer and len(buffer) < MAX_HEAD_BYTES:
+        try:
+            data = sock.recv(4096)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            await anyio.wait_readable(sock)
+            continue
+        except ssl.SSLWantWriteError:
+            await anyio.wait_writable(sock)
+            continue
+        if not data:  # also an https server's close without close_notify: wrap_socket suppresses ragged EOFs
+            break
+        buffer += data
     return buffer.splitlines()[0] if buffer else None
 
 

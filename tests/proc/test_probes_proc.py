@@ -261,3 +261,35 @@ async def test_https_probe_accepts_a_self_signed_certificate(tmp_path: Path) -> 
             tg.start_soon(anyio.to_thread.run_sync, answer)
             result = await probe_for(http=f"https://127.0.0.1:{port}/health").check()
     assert result == ProbeResult(True)
+
+
+async def test_http_and_tcp_probes_resolve_a_host_name(http_app: HttpApp) -> None:
+    """A host name goes through getaddrinfo, then the same connect as an IP literal (each address in turn)."""
+    assert await probe_for(http=f"http://localhost:{http_app.port}/health").check() == ProbeResult(True)
+    assert await probe_for(tcp=f"localhost:{http_app.port}").check() == ProbeResult(True)
+    refused = free_port()
+    assert await probe_for(http=f"http://localhost:{refused}/").check() == ProbeResult(False, "connection refused")
+    assert await probe_for(tcp=f"localhost:{refused}").check() == ProbeResult(False, "connection refused")
+
+
+async def test_an_unresolvable_host_name_is_a_connect_failure() -> None:
+    result = await probe_for(http="http://no-such-host.invalid/health").check()
+    assert not result.ok and result.error is not None and result.error.startswith("connect failed: "), result
+
+
+async def test_https_probe_reports_a_server_that_hangs_up_during_the_handshake() -> None:
+    """The anyio TLS stream this probe used before raised EndOfStream out of check() here."""
+    import anyio
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+
+        def read_the_hello_and_hang_up() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)  # read first: closing with unread data would send a reset, not an end of stream
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.to_thread.run_sync, read_the_hello_and_hang_up)
+            result = await probe_for(http=f"https://127.0.0.1:{port}/health").check()
+    assert not result.ok and result.error is not None and result.error.startswith("TLS handshake failed: "), result

@@ -27,13 +27,10 @@ class Request:
 Responder = Callable[[Request], bytes | None]
 
 
-def json_response(status: int, document: object, *, chunked: bool = False) -> bytes:
+def json_response(status: int, document: object) -> bytes:
+    """What starlette's JSONResponse sends through uvicorn: the body with its Content-Length."""
     body = json.dumps(document).encode()
     head = f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}\r\ncontent-type: application/json\r\n"
-    if chunked:
-        half = len(body) // 2
-        chunks = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in (body[:half], body[half:]) if p)
-        return (head + "transfer-encoding: chunked\r\n\r\n").encode() + chunks + b"0\r\n\r\n"
     return (head + f"content-length: {len(body)}\r\n\r\n").encode() + body
 
 

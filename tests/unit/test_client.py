@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from omnitron.cli.client import ControlClient, http_get, parse_response, quote
+from omnitron.cli.client import ControlClient, HTTPResponse, exchange, http_get, quote
 from omnitron.errors import ConfigError, DaemonNotRunning, ExitCode, OmnitronError, UsageError
 from omnitron.home.paths import Home
 from omnitron.http.control_app import build_control_app
@@ -61,12 +61,6 @@ def test_actions_post_json_bodies(omni_home: Home) -> None:
         ("POST", "/v1/reload", {"config": None}),
     ]
     assert all(r.headers["content-type"] == "application/json" for r in server.requests)
-
-
-def test_a_chunked_response_is_decoded(omni_home: Home) -> None:
-    document = {"daemon": {"pid": 1}, "apps": [{"name": "x" * 100}]}
-    with unix_server(str(omni_home.socket), lambda r: json_response(200, document, chunked=True)):
-        assert ControlClient(omni_home).status() == document
 
 
 @pytest.mark.parametrize(
@@ -135,16 +129,45 @@ def test_a_daemon_that_never_answers_times_out(omni_home: Home) -> None:
         listener.close()
 
 
-def test_parse_response_reads_status_reason_and_headers() -> None:
-    response = parse_response(b"HTTP/1.1 503 Service Unavailable\r\nX-A: b\r\ncontent-length: 2\r\n\r\nno")
+def answer(*parts: bytes, close: bool = True) -> HTTPResponse:
+    """exchange() against a peer that sends `parts` (one send each), then closes its side if `close`."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.settimeout(5)
+        for part in parts:
+            theirs.sendall(part)
+        if close:
+            theirs.shutdown(socket.SHUT_WR)
+        return exchange(ours, b"GET / HTTP/1.1\r\n\r\n")
+
+
+def test_exchange_reads_status_reason_headers_and_body() -> None:
+    response = answer(b"HTTP/1.1 503 Service Unavailable\r\nX-A: b\r\ncontent-length: 2\r\n\r\nno")
     assert (response.status, response.reason, response.headers["x-a"], response.body) == (
         503,
         "Service Unavailable",
         "b",
         b"no",
     )
-    with pytest.raises(ValueError):
-        parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort")
+
+
+def test_exchange_returns_at_content_length_without_waiting_for_the_close() -> None:
+    response = answer(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n", b"\r\n{", b'"a":1}', close=False)
+    assert (response.status, response.json()) == (200, {"a": 1})
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort", "truncated HTTP body"),
+        (b"HTTP/1.1 200 OK\r\ncontent-le", "incomplete HTTP response"),
+        (b"", "incomplete HTTP response"),
+        (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", "without Content-Length"),
+    ],
+)
+def test_exchange_refuses_what_our_server_never_sends(raw: bytes, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        answer(raw)
 
 
 def test_quote_escapes_everything_but_unreserved() -> None:
