@@ -1,4 +1,4 @@
-"""Runs a real `omnitron up --foreground` for a test and reads what it reports: state.json, HTTP, its output."""
+"""Runs a real `omnitron up --foreground` for a test and reads what it reports: state.json, HTTP, CLI, output."""
 
 from __future__ import annotations
 
@@ -35,11 +35,29 @@ def write_config(directory: Path, body: str, name: str = "omnitron.toml") -> Pat
     return path
 
 
+def cli_env(home: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a CLI command against `home` runs with."""
+    return {**os.environ, "OMNITRON_HOME": str(home), **(env or {})}
+
+
 def cli(*args: str, home: Path, timeout: float = 60, input: str | None = None,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "OMNITRON_HOME": str(home), **(env or {})}
-    return subprocess.run([*OMNITRON, *args], capture_output=True, text=True, timeout=timeout, env=full_env,
-                          input=input)
+        env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*OMNITRON, *args], capture_output=True, text=True, timeout=timeout,
+                          env=cli_env(home, env), input=input, cwd=cwd)
+
+
+def cli_ok(*args: str, home: Path, cwd: Path | None = None) -> str:
+    """A CLI command's stdout, after asserting it exited 0."""
+    result = cli(*args, home=home, cwd=cwd)
+    assert result.returncode == 0, f"omnitron {' '.join(args)}: exit {result.returncode}: {result.stderr}"
+    return result.stdout
+
+
+def cli_status(home: Path, app: str | None = None) -> dict[str, Any]:
+    """The document `omnitron status --json [APP]` prints."""
+    document = json.loads(cli_ok("status", "--json", *([app] if app else []), home=home))
+    assert isinstance(document, dict), document
+    return document
 
 
 class Daemon:
@@ -108,6 +126,25 @@ class Daemon:
             return found if ok else None
 
         return wait_for(check, timeout=timeout, describe=lambda: f"want {app} in {states}; " + self.describe())
+
+    # --- what the CLI reports ----------------------------------------------------------------------------
+
+    def cli(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return cli(*args, home=self.home, cwd=cwd)
+
+    def ok(self, *args: str, cwd: Path | None = None) -> str:
+        return cli_ok(*args, home=self.home, cwd=cwd)
+
+    def status(self, app: str | None = None) -> dict[str, Any]:
+        return cli_status(self.home, app)
+
+    def pids(self, app: str) -> dict[int, int | None]:
+        """Instance number -> PID (None when not running) of `app`, as `omnitron status --json` reports them."""
+        return {a["instance"]: a["pid"] for a in self.status()["apps"] if a["name"] == app}
+
+    def instance_states(self) -> dict[str, str]:
+        """Every instance's state by "app:N", as `omnitron status --json` reports them."""
+        return {f"{a['name']}:{a['instance']}": a["state"] for a in self.status()["apps"]}
 
     @property
     def port(self) -> int:

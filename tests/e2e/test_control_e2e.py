@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import stat
 import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
 
-from tests.helpers import APPS, wait_for
+from tests.daemon_harness import OMNITRON, Daemon, app_argv, cli, cli_env, cli_status, write_config
+from tests.helpers import wait_for
+
+RunDaemon = Callable[..., Daemon]
 
 
 def app_toml(name: str, script: str, *args: object, **settings: object) -> str:
     """One [[apps]] table running tests/apps/<script> with the daemon's own Python."""
-    command = json.dumps([sys.executable, "-u", str(APPS / script), *(str(a) for a in args)])
-    lines = ["[[apps]]", f'name = "{name}"', f"command = {command}"]
+    lines = ["[[apps]]", f'name = "{name}"', f"command = {app_argv(script, *args)}"]
     defaults: dict[str, object] = {"min_uptime": "100ms", "kill_timeout": "5s", "backoff": None}
     for key, value in (defaults | settings).items():
         if key == "backoff":
@@ -34,96 +33,24 @@ def app_toml(name: str, script: str, *args: object, **settings: object) -> str:
     return "\n".join(lines) + "\n"
 
 
-class Daemon:
-    """`omnitron up --foreground` on a private home, and a way to run the CLI against it."""
-
-    def __init__(self, home: Path, config: Path) -> None:
-        self.home = home
-        self.config = config
-        self.env = {**os.environ, "OMNITRON_HOME": str(home), "OMNITRON_HEALTH_PORT": "0", "NO_COLOR": "1"}
-        self.output = home.parent / "daemon.out"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def cli(self, *args: str, cwd: Path | None = None, timeout: float = 45) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "omnitron", *args]
-        return subprocess.run(command, env=self.env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-
-    def ok(self, *args: str) -> str:
-        result = self.cli(*args)
-        assert result.returncode == 0, f"omnitron {' '.join(args)}: exit {result.returncode}: {result.stderr}"
-        return result.stdout
-
-    def status(self, app: str | None = None) -> dict[str, Any]:
-        return json.loads(self.ok("status", "--json", *([app] if app else [])))  # type: ignore[no-any-return]
-
-    def pids(self, app: str) -> dict[int, int | None]:
-        return {a["instance"]: a["pid"] for a in self.status()["apps"] if a["name"] == app}
-
-    def states(self) -> dict[str, str]:
-        return {f"{a['name']}:{a['instance']}": a["state"] for a in self.status()["apps"]}
-
-    def log_tail(self) -> str:
-        return self.output.read_text(errors="replace")[-3000:] if self.output.exists() else "(no output)"
-
-    def start(self) -> None:
-        with open(self.output, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "omnitron", "up", "--foreground", "-c", str(self.config)],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for(self._answers, timeout=20, describe=lambda: f"daemon never answered; output: {self.log_tail()}")
-
-    def _answers(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"daemon exited with {self.proc.returncode}: {self.log_tail()}")
-        return self.cli("status").returncode == 0
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def write_config(tmp_path: Path) -> Iterator[Any]:
-    def write(*apps: str, name: str = "omnitron.toml") -> Path:
-        path = tmp_path / name
-        path.write_text("".join(apps))
-        return path
-
-    yield write
-
-
-@pytest.fixture
-def daemon(home: Path, write_config: Any) -> Iterator[Daemon]:
-    config = write_config(app_toml("api", "ready.py", instances=2), app_toml("worker", "ready.py"))
-    running = Daemon(home, config)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
+def daemon(run_daemon: RunDaemon) -> Daemon:
+    return run_daemon(app_toml("api", "ready.py", instances=2) + app_toml("worker", "ready.py"))
 
 
 def test_status_fields_and_types(daemon: Daemon) -> None:
     document = daemon.status()
     info = document["daemon"]
     assert set(info) == {"pid", "version", "home", "started_at", "uptime_s", "ready", "config"}
-    assert info["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+    assert info["pid"] == daemon.proc.pid
     assert info["home"] == str(daemon.home)
     assert info["config"] == str(daemon.config)
     assert isinstance(info["uptime_s"], float) and isinstance(info["ready"], bool)
     assert info["started_at"].endswith("Z")
     assert [(a["name"], a["instance"]) for a in document["apps"]] == [("api", 0), ("api", 1), ("worker", 0)]
-    wait_for(lambda: set(daemon.states().values()) == {"running"}, describe=lambda: str(daemon.states()))
+    wait_for(
+        lambda: set(daemon.instance_states().values()) == {"running"}, describe=lambda: str(daemon.instance_states())
+    )
     for app in daemon.status()["apps"]:
         assert set(app) == {
             "name",
@@ -192,18 +119,19 @@ def test_scale_up_and_down(daemon: Daemon) -> None:
     four = daemon.pids("api")
     assert sorted(four) == [0, 1, 2, 3]
     assert {four[0], four[1]} == set(original.values())  # scaling up leaves the old ones alone
-    assert all(state == "running" for key, state in daemon.states().items() if key.startswith("api:"))
+    assert all(state == "running" for key, state in daemon.instance_states().items() if key.startswith("api:"))
     assert daemon.ok("scale", "api", "1") == "api: scaled to 1 instance\n"
     assert daemon.pids("api") == {0: original[0]}  # the highest-numbered ones went
     assert not any(psutil.pid_exists(pid) for i in (1, 2, 3) if (pid := four[i]))
 
 
-def test_reload_applies_only_the_difference(daemon: Daemon, write_config: Any, tmp_path: Path) -> None:
+def test_reload_applies_only_the_difference(daemon: Daemon, tmp_path: Path) -> None:
     api, worker = daemon.pids("api"), daemon.pids("worker")
     write_config(
-        app_toml("api", "ready.py", instances=2),  # unchanged
-        app_toml("worker", "ready.py", env={"MODE": "new"}),  # changed
-        app_toml("web", "ready.py"),  # added
+        tmp_path,
+        app_toml("api", "ready.py", instances=2)  # unchanged
+        + app_toml("worker", "ready.py", env={"MODE": "new"})  # changed
+        + app_toml("web", "ready.py"),  # added
         name="next.toml",
     )
     out = daemon.cli("reload", "-c", "next.toml", cwd=tmp_path)
@@ -211,21 +139,21 @@ def test_reload_applies_only_the_difference(daemon: Daemon, write_config: Any, t
     assert out.stdout == f"reloaded {tmp_path / 'next.toml'}: 1 added (web), 1 changed (worker), 1 unchanged\n"
     assert daemon.pids("api") == api
     assert daemon.pids("worker")[0] not in (None, worker[0])
-    wait_for(lambda: daemon.states().get("web:0") == "running", describe=lambda: str(daemon.states()))
+    wait_for(lambda: daemon.instance_states().get("web:0") == "running", describe=lambda: str(daemon.instance_states()))
 
-    write_config(app_toml("api", "ready.py", instances=2), app_toml("web", "ready.py"), name="next.toml")
+    write_config(tmp_path, app_toml("api", "ready.py", instances=2) + app_toml("web", "ready.py"), name="next.toml")
     web = daemon.pids("web")
     gone = daemon.pids("worker")[0]
     out = daemon.cli("reload", "-c", str(tmp_path / "next.toml"))
     assert out.stdout.endswith(": 1 removed (worker), 2 unchanged\n"), out.stdout + out.stderr
-    assert sorted(daemon.states()) == ["api:0", "api:1", "web:0"]
+    assert sorted(daemon.instance_states()) == ["api:0", "api:1", "web:0"]
     assert (daemon.pids("api"), daemon.pids("web")) == (api, web)
     assert gone and not psutil.pid_exists(gone)
 
 
-def test_an_invalid_reload_is_refused_and_touches_nothing(daemon: Daemon, write_config: Any) -> None:
+def test_an_invalid_reload_is_refused_and_touches_nothing(daemon: Daemon, tmp_path: Path) -> None:
     before = daemon.status()["apps"]
-    bad = write_config(app_toml("api", "ready.py", restart="sometimes"), name="bad.toml")
+    bad = write_config(tmp_path, app_toml("api", "ready.py", restart="sometimes"), name="bad.toml")
     result = daemon.cli("reload", "-c", str(bad))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -272,7 +200,7 @@ def test_another_user_cannot_connect(daemon: Daemon) -> None:
 
 
 def _health_port(daemon: Daemon) -> int:
-    port = json.loads((daemon.home / "state.json").read_text())["health_port"]
+    port = daemon.state()["health_port"]
     assert isinstance(port, int) and port > 0
     return port
 
@@ -296,11 +224,11 @@ def test_the_health_port_serves_no_control_route(daemon: Daemon) -> None:
     answer = _raw_http(port, b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert answer.split()[1] == b"404"
     assert daemon.pids("api") == pids
-    assert daemon.proc is not None and daemon.proc.poll() is None
+    assert daemon.proc.poll() is None
 
 
 def test_probe_healthz_and_readyz(daemon: Daemon) -> None:
-    wait_for(lambda: daemon.status()["daemon"]["ready"], describe=lambda: str(daemon.states()))
+    wait_for(lambda: daemon.status()["daemon"]["ready"], describe=lambda: str(daemon.instance_states()))
     assert daemon.ok("probe") == "healthz: 200 OK\n"
     assert daemon.ok("probe", "readyz") == "readyz: 200 OK\n"
     daemon.ok("stop", "worker")
@@ -310,39 +238,37 @@ def test_probe_healthz_and_readyz(daemon: Daemon) -> None:
     assert daemon.ok("probe", "healthz", "--port", str(_health_port(daemon))) == "healthz: 200 OK\n"
 
 
-def test_every_state_name_is_reachable(home: Path, write_config: Any, tmp_path: Path) -> None:
-    config = write_config(
-        app_toml("slow", "ready.py", min_uptime="60s"),  # starting until min_uptime
-        app_toml("up", "ready.py"),  # running
-        app_toml("flaky", "crash.py", 1, backoff='backoff = { initial = "60s", max = "60s", factor = 1.0 }'),
-        app_toml("oneshot", "crash.py", 0, restart="never"),  # completed
-        app_toml("broken", "crash.py", 3, restart="never"),  # fatal
-        app_toml("stubborn", "ignore_term.py", kill_timeout="3s"),  # stopping, then stopped
+def test_every_state_name_is_reachable(run_daemon: RunDaemon) -> None:
+    running = run_daemon(
+        app_toml("slow", "ready.py", min_uptime="60s")  # starting until min_uptime
+        + app_toml("up", "ready.py")  # running
+        + app_toml("flaky", "crash.py", 1, backoff='backoff = { initial = "60s", max = "60s", factor = 1.0 }')
+        + app_toml("oneshot", "crash.py", 0, restart="never")  # completed
+        + app_toml("broken", "crash.py", 3, restart="never")  # fatal
+        + app_toml("stubborn", "ignore_term.py", kill_timeout="3s")  # stopping, then stopped
     )
-    running = Daemon(home, config)
-    running.start()
+    want = {"slow:0": "starting", "up:0": "running", "flaky:0": "backoff", "oneshot:0": "completed"}
+    want["broken:0"] = "fatal"
+    wait_for(
+        lambda: {k: v for k, v in running.instance_states().items() if k in want} == want,
+        describe=lambda: f"want {want}, got {running.instance_states()}",
+    )
+    command = [*OMNITRON, "stop", "stubborn"]
+    stopping = subprocess.Popen(command, env=cli_env(running.home), stdout=subprocess.PIPE, text=True)
     try:
-        want = {"slow:0": "starting", "up:0": "running", "flaky:0": "backoff", "oneshot:0": "completed"}
-        want["broken:0"] = "fatal"
         wait_for(
-            lambda: {k: v for k, v in running.states().items() if k in want} == want,
-            describe=lambda: f"want {want}, got {running.states()}",
+            lambda: running.instance_states()["stubborn:0"] == "stopping",
+            describe=lambda: str(running.instance_states()),
         )
-        command = [sys.executable, "-m", "omnitron", "stop", "stubborn"]
-        stopping = subprocess.Popen(command, env=running.env, stdout=subprocess.PIPE, text=True)
-        try:
-            wait_for(lambda: running.states()["stubborn:0"] == "stopping", describe=lambda: str(running.states()))
-            out, _ = stopping.communicate(timeout=30)  # returns after kill_timeout's SIGKILL
-        finally:
-            if stopping.poll() is None:
-                stopping.kill()
-                stopping.communicate()
-        assert (stopping.returncode, out) == (0, "stubborn: stopped 1 instance\n")
-        assert running.states()["stubborn:0"] == "stopped"
-        exit_codes = {a["name"]: a["exit_code"] for a in running.status()["apps"]}
-        assert (exit_codes["oneshot"], exit_codes["broken"]) == (0, 3)
+        out, _ = stopping.communicate(timeout=30)  # returns after kill_timeout's SIGKILL
     finally:
-        running.stop()
+        if stopping.poll() is None:
+            stopping.kill()
+            stopping.communicate()
+    assert (stopping.returncode, out) == (0, "stubborn: stopped 1 instance\n")
+    assert running.instance_states()["stubborn:0"] == "stopped"
+    exit_codes = {a["name"]: a["exit_code"] for a in running.status()["apps"]}
+    assert (exit_codes["oneshot"], exit_codes["broken"]) == (0, 3)
 
 
 def _is_alive(pid: int) -> bool:
@@ -362,38 +288,37 @@ def _kill_if_alive(procs: list[psutil.Process]) -> None:
             pass
 
 
-def test_detached_up_status_down_leaves_no_process(home: Path, write_config: Any) -> None:
-    config = write_config(app_toml("api", "ready.py", instances=2))
-    daemon = Daemon(home, config)
-    up = daemon.cli("up", "-c", str(config))
+def test_detached_up_status_down_leaves_no_process(home: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, app_toml("api", "ready.py", instances=2))
+    up = cli("up", "-c", str(config), home=home)
     assert up.returncode == 0, up.stderr
     # The detached daemon and its apps are not our descendants: clean them up by PID if anything below fails.
     pid = int((home / "omnitron.pid").read_text().strip())
     leftovers = [psutil.Process(pid)]
     try:
         assert f"PID {pid}" in up.stdout
-        again = daemon.cli("up", "-c", str(config))
+        again = cli("up", "-c", str(config), home=home)
         assert again.returncode == 1 and str(pid) in again.stderr
-        document = daemon.status()
+        document = cli_status(home)
         assert document["daemon"]["pid"] == pid
         app_pids = [a["pid"] for a in document["apps"] if a["pid"]]
         leftovers += [psutil.Process(p) for p in app_pids]
         assert len(app_pids) == 2
         assert psutil.Process(pid).ppid() != os.getpid()
-        down = daemon.cli("down")
+        down = cli("down", home=home)
         assert down.returncode == 0, down.stderr
         # `down` returns once the daemon released its PID lock; the interpreter's own exit may trail it briefly.
         wait_for(lambda: not _is_alive(pid), timeout=5, describe=f"daemon {pid} still alive after `down`")
         assert not any(psutil.pid_exists(p) for p in app_pids)
-        assert daemon.cli("status").returncode == 3
-        assert daemon.cli("down").returncode == 3
+        assert cli("status", home=home).returncode == 3
+        assert cli("down", home=home).returncode == 3
     finally:
         _kill_if_alive(leftovers)
 
 
-def test_detached_up_with_an_invalid_config_says_why(home: Path, write_config: Any) -> None:
-    bad = write_config(app_toml("api", "ready.py", instances=-1))
-    result = Daemon(home, bad).cli("up", "-c", str(bad))
+def test_detached_up_with_an_invalid_config_says_why(home: Path, tmp_path: Path) -> None:
+    bad = write_config(tmp_path, app_toml("api", "ready.py", instances=-1))
+    result = cli("up", "-c", str(bad), home=home)
     assert result.returncode == 2
     assert "instances" in result.stderr and "Traceback" not in result.stderr
     assert not (home / "omnitron.sock").exists()
