@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omnitron.errors import SecretsError, UsageError
+from omnitron.home.atomic import fsync_folder, write_atomic
 from omnitron.home.paths import Home
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class SecretStore:
         else:
             payload = PLAIN_HEADER + data
         self._ensure_dir()
-        _write_atomically(path, payload)
+        write_atomic(path, payload)
 
     def get(self, name: str) -> str:
         """The value of `name`; SecretsError naming the secret if it is missing or cannot be decrypted."""
@@ -145,7 +145,7 @@ class SecretStore:
             raise SecretsError(
                 f"no secret named {name} in {self.directory}", "see the names with `omnitron secrets list`"
             ) from None
-        _fsync_dir(self.directory)
+        fsync_folder(self.directory)
 
     def load_many(self, names: Iterable[str]) -> dict[str, str]:
         """Values for `names`; one SecretsError listing every missing name if any is missing."""
@@ -193,27 +193,3 @@ class SecretStore:
         self.home.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.directory.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.directory, 0o700)
-
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    """Temp file (0600) in the same directory, write, fsync, rename over `path`, fsync the directory."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)  # mkstemp already uses 0600; make it explicit, whatever the platform
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
