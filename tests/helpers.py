@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from omnitron.runtime.process import LaunchSpec
+
 APPS = Path(__file__).parent / "apps"
 T = TypeVar("T")
 
@@ -59,3 +61,9 @@ async def await_for(
             seen = describe() if callable(describe) else describe
             raise AssertionError(f"condition not met after {timeout:.1f}s; {seen}")
         await anyio.sleep(interval)
+
+
+def launch_spec(*, port: int | None, instance: int, env: dict[str, str], cwd: str) -> LaunchSpec:
+    """A LaunchSpec with the variables omnitron adds to an instance's env (as the Launcher builds it)."""
+    full = {**env, "OMNITRON_INSTANCE": str(instance), **({"PORT": str(port)} if port is not None else {})}
+    return LaunchSpec(argv=("true",), env=full, cwd=cwd, port=port)

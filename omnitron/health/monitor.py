@@ -11,10 +11,9 @@ from omnitron.health.probes import ProbeTracker, ProbeVerdict, make_probe
 from omnitron.runtime.process import LaunchSpec
 
 
-async def watch_probe(health: HealthConfig, spec: LaunchSpec, index: int,
-                      report: Callable[[ProbeVerdict], bool]) -> None:
+async def watch_probe(health: HealthConfig, spec: LaunchSpec, report: Callable[[ProbeVerdict], bool]) -> None:
     """Runs while the process lives (its instance cancels it); ends when `report` returns False."""
-    probe = make_probe(health, port=spec.port, instance=index, env=spec.env, cwd=spec.cwd)
+    probe = make_probe(health, spec)
     tracker = ProbeTracker(health, started_at=anyio.current_time())
     while True:
         verdict = tracker.record(await probe.check(), anyio.current_time())

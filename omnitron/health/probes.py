@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import signal
 import socket
 import ssl
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from anyio.abc import ByteReceiveStream
 from omnitron.config.interpolate import InterpolationError, interpolate
 from omnitron.config.model import HealthConfig
 from omnitron.runtime import process
+from omnitron.runtime.process import LaunchSpec
 
 LOCALHOST: Final = "127.0.0.1"
 # Enough for any sane status line plus headers; the body is never read.
@@ -28,7 +28,7 @@ USER_AGENT: Final = "omnitron-probe"
 @dataclass(frozen=True)
 class ProbeResult:
     ok: bool
-    error: str | None = None  # short reason: "connection refused", "timeout after 2.0s", "HTTP 500", "exit 1"
+    error: str | None = None  # short reason: "connection refused", "timeout after 2.0s", "HTTP 500", "exit code 1"
 
 
 class Probe(Protocol):
@@ -90,12 +90,11 @@ class ProbeTracker:
         return ProbeVerdict(False, previous is not False, True, self._last_error)
 
 
-def make_probe(health: HealthConfig, *, port: int | None, instance: int, env: Mapping[str, str], cwd: str) -> Probe:
-    """The probe `health` describes for one instance, with `${PORT}` and `${OMNITRON_INSTANCE}` resolved."""
-    variables = dict(env)
-    variables["OMNITRON_INSTANCE"] = str(instance)
-    if port is not None:
-        variables["PORT"] = str(port)
+def make_probe(health: HealthConfig, spec: LaunchSpec) -> Probe:
+    """The probe `health` describes for the process `spec` started: `${PORT}`, `${OMNITRON_INSTANCE}` and
+    the rest of its environment resolve as they did for its command; an exec probe runs with its env and cwd."""
+    variables = spec.env
+    env, cwd = spec.env, spec.cwd
     try:
         if health.http is not None:
             return HttpProbe(_resolve(health.http, variables), timeout_s=health.timeout)
@@ -378,7 +377,7 @@ class ExecProbe:
                 with anyio.move_on_after(self._timeout_s):
                     code = await child.wait_exited()
                     tg.cancel_scope.cancel()
-                    return ProbeResult(True) if code == 0 else ProbeResult(False, _exit_reason(code))
+                    return ProbeResult(True) if code == 0 else ProbeResult(False, process.describe_exit(code))
                 tg.cancel_scope.cancel()
             return ProbeResult(False, _timeout_error(self._timeout_s))
         finally:
@@ -392,12 +391,3 @@ async def _discard(stream: ByteReceiveStream) -> None:
             pass
     except (anyio.EndOfStream, anyio.ClosedResourceError):
         return
-
-
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit {code}"

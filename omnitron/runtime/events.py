@@ -15,6 +15,7 @@ import anyio
 import structlog
 
 from omnitron.home.history import History
+from omnitron.runtime.process import signal_name
 
 log = structlog.get_logger()
 HISTORY_BATCH_S: Final = 0.2
@@ -87,17 +88,3 @@ def _log_fields(event: Event) -> dict[str, object]:
     return {"app": event.app, "instance": event.instance, "pid": event.pid, "exit_code": event.exit_code,
             "signal": signal_name(event.signal) if event.signal else None, "reason": event.reason,
             "healthy": event.healthy}
-
-
-def signal_name(signum: int) -> str:
-    import signal
-
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return str(signum)
-
-
-def describe_exit(code: int) -> str:
-    """`code 3`, or `by SIGKILL` for -9 (subprocess's convention)."""
-    return f"code {code}" if code >= 0 else f"by {signal_name(-code)}"

@@ -19,8 +19,8 @@ from omnitron.config.model import AppConfig, LogsConfig
 from omnitron.errors import OmnitronError
 from omnitron.health.probes import ProbeVerdict
 from omnitron.runtime import policy, process
-from omnitron.runtime.events import Event, EventKind, EventSink, describe_exit
-from omnitron.runtime.process import ChildProcess, LaunchSpec
+from omnitron.runtime.events import Event, EventKind, EventSink
+from omnitron.runtime.process import ChildProcess, LaunchSpec, describe_exit
 from omnitron.runtime.states import RESTING_STATES, AppState, check_transition
 
 log = structlog.get_logger()
@@ -209,10 +209,10 @@ class Instance:
             if decision.outcome == "fatal":
                 why = "crash loop" if self.failures > self.app.max_restarts else "exit not restarted"
                 # STARTING|RUNNING -> FATAL: too many early deaths, or a failure that restart= does not retry
-                self._transition(S.FATAL, reason=f"{why}: exit {describe_exit(ended)}")
+                self._transition(S.FATAL, reason=f"{why}: {describe_exit(ended)}")
                 return None
             # STARTING|RUNNING -> BACKOFF: restart after the delay unless told to stop meanwhile
-            self._transition(S.BACKOFF, reason=f"exit {describe_exit(ended)}, restart in {decision.delay_s:g}s",
+            self._transition(S.BACKOFF, reason=f"{describe_exit(ended)}, restart in {decision.delay_s:g}s",
                              delay_s=decision.delay_s)
             with anyio.move_on_after(decision.delay_s):
                 while (request := await self._take_request()) is not None and request.goal == "start":
@@ -279,7 +279,7 @@ class Instance:
             if self.app.health is not None and self.spec is not None:
                 from omnitron.health.monitor import watch_probe
 
-                watchers.start_soon(watch_probe, self.app.health, self.spec, self.index, self._on_probe_verdict)
+                watchers.start_soon(watch_probe, self.app.health, self.spec, self._on_probe_verdict)
         if stopping is not None and child.is_alive:
             # STARTING|RUNNING -> STOPPING: stop_signal to the group, SIGKILL after kill_timeout
             self._transition(S.STOPPING, reason=stopping.reason)

@@ -248,3 +248,14 @@ def kill_group_now(child: ChildProcess) -> None:
     """SIGKILL the whole group without waiting (a second SIGTERM to the daemon); the stop in progress reaps."""
     child.signal_group(signal.SIGKILL)
 
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
+
+
+def describe_exit(code: int) -> str:
+    """An exit status (subprocess's convention, -N for signal N) in words: `exit code 3`, `killed by SIGKILL`."""
+    return f"exit code {code}" if code >= 0 else f"killed by {signal_name(-code)}"

@@ -14,7 +14,7 @@ import pytest
 
 from omnitron.config.model import HealthConfig
 from omnitron.health.probes import Probe, ProbeResult, make_probe
-from tests.helpers import app_script, await_for, python, wait_for
+from tests.helpers import app_script, await_for, launch_spec, python, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +44,8 @@ def probe_for(
     *, timeout: float = 10.0, port: int | None = None, env: dict[str, str] | None = None, cwd: str = ".", **kind: object
 ) -> Probe:
     config = HealthConfig.model_validate({**kind, "timeout": timeout})
-    return make_probe(config, port=port, instance=0, env=env if env is not None else dict(os.environ), cwd=cwd)
+    spec = launch_spec(port=port, instance=0, env=env if env is not None else dict(os.environ), cwd=cwd)
+    return make_probe(config, spec)
 
 
 def free_port() -> int:
@@ -121,7 +122,7 @@ async def test_tcp_probe_refused() -> None:
 
 async def test_exec_probe_exit_codes() -> None:
     assert await probe_for(exec=python("raise SystemExit(0)")).check() == ProbeResult(True)
-    assert await probe_for(exec=python("raise SystemExit(3)")).check() == ProbeResult(False, "exit 3")
+    assert await probe_for(exec=python("raise SystemExit(3)")).check() == ProbeResult(False, "exit code 3")
 
 
 async def test_exec_probe_gets_env_cwd_and_port(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from omnitron.health.probes import (
     TcpProbe,
     make_probe,
 )
+from tests.helpers import launch_spec
 
 PASS = ProbeResult(True)
 FAIL = ProbeResult(False, "connection refused")
@@ -86,13 +87,13 @@ def test_failure_without_reason_gets_a_generic_one() -> None:
 
 def test_http_probe_resolves_port_and_instance() -> None:
     config = health(tcp=None, http="http://127.0.0.1:${PORT}/health?i=${OMNITRON_INSTANCE}")
-    probe = make_probe(config, port=3002, instance=1, env={}, cwd=".")
+    probe = make_probe(config, launch_spec(port=3002, instance=1, env={}, cwd="."))
     assert isinstance(probe, HttpProbe)
     assert (probe.host, probe.port, probe.path) == ("127.0.0.1", 3002, "/health?i=1")
 
 
 def test_http_probe_default_path_and_port() -> None:
-    probe = make_probe(health(tcp=None, http="http://localhost"), port=None, instance=0, env={}, cwd=".")
+    probe = make_probe(health(tcp=None, http="http://localhost"), launch_spec(port=None, instance=0, env={}, cwd="."))
     assert isinstance(probe, HttpProbe)
     assert (probe.host, probe.port, probe.path) == ("localhost", 80, "/")
 
@@ -108,14 +109,14 @@ def test_http_probe_default_path_and_port() -> None:
     ],
 )
 def test_tcp_targets(target: int | str, expected: tuple[str, int]) -> None:
-    probe = make_probe(health(tcp=target), port=3005, instance=0, env={}, cwd=".")
+    probe = make_probe(health(tcp=target), launch_spec(port=3005, instance=0, env={}, cwd="."))
     assert isinstance(probe, TcpProbe)
     assert (probe.host, probe.port) == expected
 
 
 def test_exec_probe_resolves_argv_from_the_instance_env() -> None:
     config = health(tcp=None, exec=["check", "--port", "${PORT}", "--name=${NAME}"])
-    probe = make_probe(config, port=4000, instance=0, env={"NAME": "api"}, cwd="/")
+    probe = make_probe(config, launch_spec(port=4000, instance=0, env={"NAME": "api"}, cwd="/"))
     assert isinstance(probe, ExecProbe)
     assert probe.argv == ["check", "--port", "4000", "--name=api"]
 
@@ -131,7 +132,7 @@ def test_exec_probe_resolves_argv_from_the_instance_env() -> None:
 )
 @pytest.mark.anyio
 async def test_unusable_probe_config_fails_every_check_with_the_reason(kind: str, value: str, reason: str) -> None:
-    probe = make_probe(health(**{"tcp": None, kind: value}), port=None, instance=0, env={}, cwd=".")
+    probe = make_probe(health(**{"tcp": None, kind: value}), launch_spec(port=None, instance=0, env={}, cwd="."))
     assert isinstance(probe, BrokenProbe)
     result = await probe.check()
     assert not result.ok
