@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shlex
 import subprocess
@@ -13,6 +12,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO
 
 from omnitron.errors import OmnitronError
 from omnitron.home.paths import Home
+from omnitron.home.pidlock import hold_lock
 from omnitron.runtime.appenv import daemon_env
 
 if TYPE_CHECKING:
@@ -65,18 +65,14 @@ def migration_env(loaded: LoadedConfig, home: Home, base_env: Mapping[str, str],
 def migrate_lock(home: Home) -> Iterator[None]:
     """Hold an exclusive flock on the home's migrate lock; OmnitronError if another migration holds it."""
     home.ensure()
-    fd = os.open(home.migrate_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = hold_lock(
+        home.migrate_lock,
+        lambda holder: OmnitronError(
+            f"another migration (PID {holder}) is running on {home.root}",
+            "wait for it to finish, then run `omnitron infra migrate` again",
+        ),
+    )
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            raise OmnitronError(
-                f"another migration (PID {holder}) is running on {home.root}",
-                "wait for it to finish, then run `omnitron infra migrate` again",
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         yield
     finally:
         os.close(fd)  # closing drops the flock
