@@ -1,0 +1,153 @@
+"""The Supervisor in process, with real children: dependency order, scaling, shutdown order, restart, stop."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from omnitron.errors import OmnitronError
+from omnitron.runtime.states import AppState
+from tests.helpers import app_script, await_for
+from tests.runtime_harness import DEADLINE_S, Recorder, group_exists, python_on_sigterm, run_supervisor, until_told
+
+pytestmark = pytest.mark.anyio
+S = AppState
+READY = app_script("ready.py")
+
+
+def first_index(recorder: Recorder, key: str, state: AppState) -> int:
+    """Where in the whole run `key` first entered `state`."""
+    return next(i for i, t in enumerate(recorder.transitions) if t.key == key and t.target is state)
+
+
+async def test_a_dependent_starts_only_after_its_dependency_is_running(recorder: Recorder, tmp_path: Path) -> None:
+    apps = [{"name": "web", "command": READY, "depends_on": ["db"]},
+            {"name": "db", "command": READY, "min_uptime": "0.5s"}]
+    async with run_supervisor(apps, recorder, tmp_path):
+        await recorder.until_state(S.RUNNING, "web:0")
+        assert first_index(recorder, "db:0", S.RUNNING) < first_index(recorder, "web:0", S.STARTING)
+        assert recorder.states("web:0") == [S.STARTING, S.RUNNING]
+
+
+async def test_a_dependent_on_completed_waits_until_its_dependency_has_exited_0(
+        recorder: Recorder, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    apps: list[dict[str, Any]] = [{"name": "migrate", "command": until_told(go, 0), "restart": "never"},
+            {"name": "web", "command": READY, "depends_on": {"migrate": "completed"}}]
+    async with run_supervisor(apps, recorder, tmp_path) as supervisor:
+        await recorder.until_state(S.RUNNING, "migrate:0")
+        await await_for(lambda: "web" in supervisor.waiting_for, describe=lambda: f"{supervisor.waiting_for=}")
+        assert supervisor.waiting_for["web"] == "waiting for migrate (completed; now running)"
+        assert recorder.states("web:0") == [], "a running dependency is not a completed one"
+        go.touch()
+        await recorder.until_state(S.RUNNING, "web:0")
+        assert first_index(recorder, "migrate:0", S.COMPLETED) < first_index(recorder, "web:0", S.STARTING)
+        assert "web" not in supervisor.waiting_for
+
+
+async def test_scaling_up_starts_numbered_instances_and_scaling_down_stops_the_extra_ones(
+        recorder: Recorder, tmp_path: Path) -> None:
+    async with run_supervisor([{"name": "app", "command": READY}], recorder, tmp_path) as supervisor:
+        await recorder.until_state(S.RUNNING, "app:0")
+        await supervisor.scale("app", 3)  # returns once the new instances are running
+        keys = ["app:0", "app:1", "app:2"]
+        assert [i.key for i in supervisor.instances["app"]] == keys
+        assert all(i.state is S.RUNNING for i in supervisor.instances["app"])
+        for index, key in enumerate(keys):
+            await recorder.until_line(f"READY instance={index}", key)
+        pids = [recorder.start_pids(key)[0] for key in keys]
+        assert len(set(pids)) == 3
+
+        await supervisor.scale("app", 1)  # returns once the removed instances are stopped
+        assert [i.key for i in supervisor.instances["app"]] == ["app:0"]
+        assert supervisor.instances["app"][0].pid == pids[0] and not recorder.is_gone(pids[0])
+        for key, pid in zip(keys[1:], pids[1:], strict=True):
+            assert recorder.states(key) == [S.STARTING, S.RUNNING, S.STOPPING, S.STOPPED]
+            assert [e.reason for e in recorder.events_of(key, "stop")] == ["removed"]
+            assert recorder.is_gone(pid) and not group_exists(pid), f"{key} (pid {pid}) outlived the scale-down"
+        assert supervisor.ecosystem.app("app") is not None
+        assert supervisor.app_config("app").instances == 1
+
+
+async def test_shutdown_stops_dependents_before_their_dependencies(recorder: Recorder, tmp_path: Path) -> None:
+    order = tmp_path / "terminated"
+
+    def app(name: str, *deps: str) -> dict[str, Any]:
+        return {"name": name, "command": python_on_sigterm(f"open({str(order)!r}, 'a').write({name!r} + '\\n')"),
+                "depends_on": list(deps)}
+
+    apps = [app("web", "api"), app("db"), app("api", "db"), app("worker", "db")]
+    async with run_supervisor(apps, recorder, tmp_path) as supervisor:
+        for key in ("db:0", "api:0", "web:0", "worker:0"):
+            await recorder.until_line("READY", key)  # its SIGTERM handler is installed
+        assert await supervisor.shutdown(DEADLINE_S) is True
+        stopped = [e.app for e in recorder.events if e.kind == "stop"]
+        assert stopped[0] == "web" and set(stopped[1:3]) == {"api", "worker"} and stopped[3] == "db", stopped
+        terminated = order.read_text().split()
+        assert terminated[0] == "web" and set(terminated[1:3]) == {"api", "worker"} and terminated[3] == "db"
+        assert all(recorder.is_gone(pid) for key in ("db:0", "api:0", "web:0", "worker:0")
+                   for pid in recorder.start_pids(key))
+
+
+async def test_restart_returns_with_the_instance_running_under_a_new_pid(recorder: Recorder, tmp_path: Path) -> None:
+    async with run_supervisor([{"name": "app", "command": READY}], recorder, tmp_path) as supervisor:
+        await recorder.until_state(S.RUNNING)
+        (instance,) = supervisor.instances["app"]
+        old = instance.pid
+        await supervisor.restart("app", None)
+        assert instance.state is S.RUNNING and instance.pid is not None and instance.pid != old
+        assert old is not None and recorder.is_gone(old)
+        assert recorder.states() == [S.STARTING, S.RUNNING, S.STOPPING, S.STOPPED, S.STARTING, S.RUNNING]
+        assert recorder.kinds() == ["start", "exit", "stop", "restart", "start"]
+        assert recorder.events_of(kind="restart")[0].reason == "operator"
+        assert recorder.start_pids() == [old, instance.pid] and instance.restarts == 1
+
+
+IGNORES_TERM = {"name": "app", "command": app_script("ignore_term.py"), "kill_timeout": "1s"}
+
+
+async def test_a_stop_during_a_restart_wins(recorder: Recorder, tmp_path: Path) -> None:
+    async with run_supervisor([IGNORES_TERM], recorder, tmp_path) as supervisor:
+        await recorder.until_state(S.RUNNING)
+        await recorder.until_line("READY")  # SIGTERM is ignored from here on: a stop waits out kill_timeout
+        (instance,) = supervisor.instances["app"]
+        pid = instance.pid
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(supervisor.restart, "app", None)
+            await recorder.until_state(S.STOPPING)  # the restart is under way, waiting out kill_timeout
+            await supervisor.stop("app", None)
+            tg.cancel_scope.cancel()  # the restart call's own outcome: the next test
+        assert instance.state is S.STOPPED and instance.pid is None and not instance.has_pending_start
+        assert pid is not None and recorder.is_gone(pid) and not group_exists(pid), "no process left"
+        assert recorder.states() == [S.STARTING, S.RUNNING, S.STOPPING, S.STOPPED]
+        assert recorder.kinds() == ["start", "exit", "stop"], "the stop won: no new spawn"
+        assert recorder.events_of(kind="exit")[0].signal == signal.SIGKILL, "SIGTERM ignored: killed at kill_timeout"
+
+
+async def test_a_restart_overtaken_by_a_stop_ends_at_once_with_an_error(recorder: Recorder, tmp_path: Path) -> None:
+    async with run_supervisor([IGNORES_TERM], recorder, tmp_path) as supervisor:
+        await recorder.until_state(S.RUNNING)
+        await recorder.until_line("READY")
+        outcome: list[BaseException | None] = []
+
+        async def restart() -> None:
+            try:
+                await supervisor.restart("app", None)
+            except OmnitronError as error:
+                outcome.append(error)
+            else:
+                outcome.append(None)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(restart)
+            await recorder.until_state(S.STOPPING)
+            await supervisor.stop("app", None)
+            # The restart cannot happen any more; its caller (`omnitron restart`) should hear so now, not after
+            # its whole timeout (kill_timeout + min_uptime + 30 s).
+            await await_for(lambda: outcome, timeout=DEADLINE_S, describe=lambda: (
+                f"the restart call still waiting after the stop won; {supervisor.instances['app']}"))
+        assert isinstance(outcome[0], OmnitronError), f"the restart claimed success: {outcome}"
