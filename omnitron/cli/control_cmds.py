@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+from omnitron.cli.target import TargetError, parse_target
 from omnitron.errors import DaemonNotRunning, ExitCode, OmnitronError, UsageError
 
 # `typing` alone costs ~2 ms to import; type checkers treat any name TYPE_CHECKING as true.
@@ -30,18 +31,16 @@ _DESCRIPTIONS = {
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
-def parse_target(text: str) -> tuple[str, int | None]:
-    """`api` -> ("api", None); `api:1` -> ("api", 1); anything else is a usage error (exit 2)."""
-    name, sep, number = text.partition(":")
-    if not name:
-        raise UsageError(f"{text!r} names no app", fix="write APP or APP:N, e.g. `api` or `api:1`")
-    if not sep:
-        return name, None
-    if not number.isdigit() or not number.isascii():
+def _target(text: str) -> tuple[str, int | None]:
+    """The app and instance of a start/stop/restart argument; a usage error (exit 2) for a malformed one."""
+    try:
+        return parse_target(text)
+    except TargetError as error:
+        if error.is_app_missing:
+            raise UsageError(f"{text!r} names no app", fix="write APP or APP:N, e.g. `api` or `api:1`") from None
         raise UsageError(
             f"{text!r}: the instance after ':' must be a non-negative integer", fix="write APP:N, e.g. `api:1`"
-        )
-    return name, int(number)
+        ) from None
 
 
 def _count(text: str) -> int:
@@ -94,7 +93,7 @@ def _pids(instances: list[dict[str, Any]]) -> str:
 
 
 def cmd_action(args: argparse.Namespace) -> int:
-    app, instance = parse_target(args.target)
+    app, instance = _target(args.target)
     instances = _client().act(args.action, app, instance).get("instances", [])
     done = _PAST_TENSE[args.action]
     if instance is None:

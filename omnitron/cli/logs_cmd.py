@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from omnitron.cli.target import TargetError, parse_target
 from omnitron.errors import ExitCode, UsageError
 from omnitron.home.paths import Home
 from omnitron.output.logfile import LOG_NAME, LogLine, parse_line, rotated_path, tag
@@ -57,12 +58,11 @@ def run(args: argparse.Namespace) -> int:
 def _parse_target(target: str | None) -> tuple[str | None, int | None]:
     if target is None:
         return None, None
-    app, sep, number = target.partition(":")
-    if not sep:
-        return app, None
-    if not number.isdigit():
-        raise UsageError(f"bad instance in {target!r}", "use APP or APP:N, e.g. api:0")
-    return app, int(number)
+    try:
+        return parse_target(target)
+    except TargetError as error:
+        what = "no app" if error.is_app_missing else "bad instance"
+        raise UsageError(f"{what} in {target!r}", "use APP or APP:N, e.g. api:0") from None
 
 
 def _instances(logs_dir: Path, app: str | None, instance: int | None) -> list[tuple[str, int]]:

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from omnitron.cli.control_cmds import parse_target, reload_line
-from omnitron.errors import UsageError
+from omnitron.cli.control_cmds import reload_line
 from omnitron.home.paths import Home
 from tests.unit.canned_http import Request, json_response, tcp_server, unix_server
 
@@ -140,6 +139,21 @@ def test_bad_targets_exit_2_before_asking_the_daemon(omni_home: Home, bad: list[
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (
+            "api:x",
+            "omnitron: 'api:x': the instance after ':' must be a non-negative integer (write APP:N, e.g. `api:1`)",
+        ),
+        (":1", "omnitron: ':1' names no app (write APP or APP:N, e.g. `api` or `api:1`)"),
+    ],
+)
+def test_a_bad_target_is_explained_in_one_line(omni_home: Home, target: str, message: str) -> None:
+    result = omnitron(omni_home.root, "restart", target)
+    assert (result.returncode, result.stderr) == (2, message + "\n")
+
+
 def test_reload_sends_an_absolute_path_and_prints_the_diff(omni_home: Home, tmp_path: Path) -> None:
     def responder(request: Request) -> bytes:
         config = request.json()["config"]
@@ -209,19 +223,6 @@ def test_probe_of_a_closed_port_exits_1(omni_home: Home) -> None:
     assert result.returncode == 1
     assert "cannot reach" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"), [("api", ("api", None)), ("api:0", ("api", 0)), ("my-app_2:12", ("my-app_2", 12))]
-)
-def test_parse_target(text: str, expected: tuple[str, int | None]) -> None:
-    assert parse_target(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", ":1", "api:", "api:-1", "api:x", "api:1:2", "api:1.5", "api:١"])
-def test_parse_target_rejects(text: str) -> None:
-    with pytest.raises(UsageError):
-        parse_target(text)
 
 
 def test_reload_line_without_changes() -> None:

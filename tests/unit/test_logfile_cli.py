@@ -87,6 +87,13 @@ def test_bad_arguments_are_usage_errors(home: Path, capsys: pytest.CaptureFixtur
     assert run(capsys, *args)[0] == 2
 
 
+@pytest.mark.parametrize(("target", "what"), [("api:x", "bad instance"), ("api:-1", "bad instance"), (":0", "no app")])
+def test_a_bad_target_names_what_is_wrong(
+    home: Path, capsys: pytest.CaptureFixture[str], target: str, what: str
+) -> None:
+    assert run(capsys, target) == (2, [], f"omnitron: {what} in {target!r} (use APP or APP:N, e.g. api:0)\n")
+
+
 def test_no_logs_at_all_prints_nothing(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys) == (0, [], "")
 
