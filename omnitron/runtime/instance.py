@@ -67,6 +67,7 @@ class Instance:
         self.last_probe_error: str | None = None
         self.started_at = 0.0  # anyio.current_time() of the current child's spawn
         self._request: Request | None = None  # the wanted state; the latest request wins (retire excepted)
+        self.last_asked: Request | None = None  # never cleared: lets a caller see its request overtaken
         self._wake = anyio.Event()
 
     def __repr__(self) -> str:
@@ -121,7 +122,7 @@ class Instance:
     def _ask(self, goal: Goal, reason: str) -> None:
         if self._request is not None and self._request.goal == "retire":
             return
-        self._request = Request(goal, reason)
+        self._request = self.last_asked = Request(goal, reason)
         self._wake.set()
 
     async def _take_request(self, *, wait: bool = True) -> Request | None:

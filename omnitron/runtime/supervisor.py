@@ -269,8 +269,20 @@ class Supervisor:
         if app is not None:
             instance.reconfigure(app)
         instance.request_restart(reason)
-        await self._wait_until(lambda: instance.started_at != before or instance.state is S.FATAL,
-                               self._timeout_for(instance.app), lambda: describe([instance]))
+        asked = instance.last_asked
+
+        def overtaken() -> str | None:
+            """The reason of a stop asked after this restart, if one was."""
+            last = instance.last_asked
+            return last.reason if last is not asked and last is not None and last.goal in ("stop", "retire") else None
+
+        await self._wait_until(
+            lambda: instance.started_at != before or instance.state is S.FATAL or overtaken() is not None,
+            self._timeout_for(instance.app), lambda: describe([instance]))
+        stopped_by = overtaken()
+        if stopped_by is not None and instance.started_at == before:
+            raise OmnitronError(f"{instance.key} was stopped ({stopped_by}) before it restarted",
+                                f"start it with `omnitron start {instance.key}`")
         await self._wait_started([instance])
 
     async def scale(self, name: str, count: int) -> None:
