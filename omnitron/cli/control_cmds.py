@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from omnitron.cli.client import ControlClient
+    from omnitron.home.paths import Home
 
 ACTIONS = ("start", "stop", "restart")
 _PAST_TENSE = {"start": "started", "stop": "stopped", "restart": "restarted"}
@@ -54,6 +55,12 @@ def _client() -> ControlClient:
     from omnitron.home.root import ClientHome
 
     return ControlClient(ClientHome())
+
+
+def _home() -> Home:
+    from omnitron.home.paths import Home
+
+    return Home.from_env()
 
 
 def _plural(count: int) -> str:
@@ -134,9 +141,7 @@ def _health_address(args: argparse.Namespace) -> tuple[str, int]:
     host: str | None = args.host
     port: int | None = args.port
     if port is None or host is None:
-        from omnitron.home.root import ClientHome
-
-        home = ClientHome()
+        home = _home()
         try:
             with open(home.state_file, "rb") as f:
                 state = json.loads(f.read())
@@ -157,17 +162,10 @@ def _health_address(args: argparse.Namespace) -> tuple[str, int]:
     return host, port
 
 
-def _home_root() -> str:
-    from omnitron.home.root import home_root
-
-    return home_root()
-
-
 def _daemon_holds_home() -> bool:
-    from omnitron.home.paths import Home
     from omnitron.home.pidlock import is_locked
 
-    return is_locked(Home.from_env().pidfile)
+    return is_locked(_home().pidfile)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -180,7 +178,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         if args.port is None and not _daemon_holds_home():
             raise DaemonNotRunning(
-                f"no omnitron daemon is running for home {_home_root()} (its last health port was {port})",
+                f"no omnitron daemon is running for home {_home().root} (its last health port was {port})",
                 fix="start one with `omnitron up`",
             ) from None
         raise OmnitronError(

@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 from omnitron.errors import DaemonNotRunning, ExitCode, OmnitronError
 
@@ -33,6 +32,7 @@ def _up_detached(config: str | None) -> int:
     from omnitron.config.load import load_config
     from omnitron.home.paths import Home
     from omnitron.home.pidlock import is_locked, read_pid
+    from omnitron.home.root import ClientHome
 
     loaded = load_config(config)  # a bad config is exit 2 here, before anything is started
     home = Home.from_env().ensure()
@@ -55,11 +55,11 @@ def _up_detached(config: str | None) -> int:
             start_new_session=True,
             cwd="/",
             # the daemon runs from /, so a relative OMNITRON_HOME must reach it resolved
-            env={**os.environ, "OMNITRON_HOME": str(home.root)},
+            env={**os.environ, "OMNITRON_HOME": home.root},
         )
     finally:
         os.close(log_fd)
-    client = ControlClient(home)
+    client = ControlClient(ClientHome(home))
     deadline = time.monotonic() + _UP_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -75,7 +75,7 @@ def _up_detached(config: str | None) -> int:
     raise OmnitronError(f"the daemon did not answer within {_UP_TIMEOUT_S:g}s", f"see {log_path}")
 
 
-def _last_error_line(path: Path, offset: int) -> str:
+def _last_error_line(path: str, offset: int) -> str:
     try:
         with open(path, "rb") as f:
             f.seek(offset)
@@ -92,10 +92,11 @@ def cmd_down(args: argparse.Namespace) -> int:
     from omnitron.cli.client import ControlClient
     from omnitron.home.paths import Home
     from omnitron.home.pidlock import is_locked, read_pid
+    from omnitron.home.root import ClientHome
 
     home = Home.from_env()
     pid = read_pid(home.pidfile)
-    ControlClient(home).request("POST", "/v1/shutdown", timeout=5.0)
+    ControlClient(ClientHome(home)).request("POST", "/v1/shutdown", timeout=5.0)
     deadline = time.monotonic() + args.timeout
     while is_locked(home.pidfile) or (pid is not None and _is_alive(pid)):
         if time.monotonic() >= deadline:

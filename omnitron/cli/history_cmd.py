@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if args.lines < 1:
         raise UsageError(f"-n must be 1 or more, not {args.lines}", "pass an event count such as -n 100")
     path = Home.from_env().history_db
-    if not path.exists():
+    if not os.path.exists(path):
         if args.json:
             _print_json([], {})
         else:

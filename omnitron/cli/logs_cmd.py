@@ -41,17 +41,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     if args.lines < 0:
         raise UsageError(f"-n must be 0 or more, not {args.lines}", "pass a line count such as -n 100")
-    logs_dir = Home.from_env().logs_dir
+    home = Home.from_env()
     app, instance = _parse_target(args.target)
-    sources = {key: LogSource(key[0], key[1], logs_dir) for key in _instances(logs_dir, app, instance)}
+    sources = {key: LogSource(*key, home.logs_dir) for key in _instances(home.logs_dir, app, instance)}
     if app is not None and not sources:
         name = app if instance is None else f"{app}:{instance}"
-        raise UsageError(f"no logs for {name} in {logs_dir}", "check the name with `omnitron status`", ExitCode.USAGE)
+        raise UsageError(
+            f"no logs for {name} in {home.logs_dir}", "check the name with `omnitron status`", ExitCode.USAGE
+        )
     printer = _Printer(as_json=args.json, colour=not args.json and sys.stdout.isatty())
     tails = [source.tail(args.lines) for source in sources.values()]
     printer.emit(list(heapq.merge(*tails, key=lambda e: e.ts))[-args.lines :] if args.lines else [])
     if args.follow:
-        _follow(sources, logs_dir, app, instance, printer)
+        _follow(sources, home, app, instance, printer)
     return ExitCode.OK
 
 
@@ -65,7 +67,7 @@ def _parse_target(target: str | None) -> tuple[str | None, int | None]:
         raise UsageError(f"{what} in {target!r}", "use APP or APP:N, e.g. api:0") from None
 
 
-def _instances(logs_dir: Path, app: str | None, instance: int | None) -> list[tuple[str, int]]:
+def _instances(logs_dir: str, app: str | None, instance: int | None) -> list[tuple[str, int]]:
     """(app, instance) pairs that have a log file (current or rotated), sorted."""
     try:
         names = os.listdir(logs_dir)
@@ -84,7 +86,7 @@ def _instances(logs_dir: Path, app: str | None, instance: int | None) -> list[tu
 
 def _follow(
     sources: dict[tuple[str, int], LogSource],
-    logs_dir: Path,
+    home: Home,
     app: str | None,
     instance: int | None,
     printer: _Printer,
@@ -92,9 +94,9 @@ def _follow(
     """Poll every source; instances that appear later (scaled up, new app) are followed from their start."""
     while True:
         time.sleep(POLL_INTERVAL_S)
-        for key in _instances(logs_dir, app, instance):
+        for key in _instances(home.logs_dir, app, instance):
             if key not in sources:
-                sources[key] = LogSource(key[0], key[1], logs_dir)
+                sources[key] = LogSource(*key, home.logs_dir)
         fresh = [entry for source in sources.values() for entry in source.poll()]
         fresh.sort(key=lambda e: e.ts)
         printer.emit(fresh)
@@ -132,10 +134,10 @@ class LogSource:
     keep = 0) the old file is read to its end before moving on to the newer files.
     """
 
-    def __init__(self, app: str, instance: int, logs_dir: Path) -> None:
+    def __init__(self, app: str, instance: int, logs_dir: str) -> None:
         self.app = app
         self.instance = instance
-        self.path = logs_dir / f"{app}-{instance}.log"
+        self.path = Path(logs_dir, f"{app}-{instance}.log")
         self._fd: int | None = None
         self._ino = 0
         self._offset = 0

@@ -12,7 +12,6 @@ import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import structlog
@@ -90,7 +89,7 @@ class History:
 
     def __init__(
         self,
-        path: Path,
+        path: str | os.PathLike[str],
         *,
         retention_s: float = 30 * 86400,
         max_rows: int = 1_000_000,
@@ -99,7 +98,7 @@ class History:
     ) -> None:
         """`batched`: record() only queues the event and the owner calls flush() (the daemon does, a moment
         later), so a burst of events is one transaction instead of hundreds."""
-        self.path = path
+        self.path = os.fspath(path)
         self._is_batched = batched
         self._pending: list[tuple[object, ...]] = []
         self.retention_s = retention_s
@@ -145,7 +144,7 @@ class History:
         return conn
 
     def _open_readonly(self) -> sqlite3.Connection:
-        if not self.path.exists():
+        if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path} does not exist")
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=2.0, check_same_thread=False)
         try:

@@ -1,11 +1,29 @@
-"""Every path under OMNITRON_HOME, in one place (pm2's paths.js idea)."""
+"""Every path under OMNITRON_HOME, in one place (pm2's paths.js idea): where the home is and what is in it.
+
+Paths are plain strings built with os.path, and this module is stdlib only without pathlib: `omnitron status`
+builds a Home on its fast path, where importing pathlib alone would cost ~4 ms. The two members whose callers
+want `pathlib.Path` objects (`socket`, `instance_log`) import pathlib when called, never at import time.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Mapping
 
-from omnitron.home.root import DAEMON_LOG, SOCKET_NAME, STATE_NAME, home_root
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SOCKET_NAME = "omnitron.sock"
+STATE_NAME = "state.json"
+DAEMON_LOG = os.path.join("logs", "omnitron.log")
+
+
+def home_root(environ: Mapping[str, str] | None = None) -> str:
+    """$OMNITRON_HOME, else ~/.omnitron, as an absolute path."""
+    env = os.environ if environ is None else environ
+    raw = env.get("OMNITRON_HOME") or os.path.join(os.path.expanduser("~"), ".omnitron")
+    return os.path.abspath(os.path.expanduser(raw))
 
 
 class Home:
@@ -13,11 +31,11 @@ class Home:
 
     __slots__ = ("root",)
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.fspath(root)
 
     def __repr__(self) -> str:
-        return f"Home({str(self.root)!r})"
+        return f"Home({self.root!r})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Home) and other.root == self.root
@@ -26,43 +44,57 @@ class Home:
         return hash(self.root)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Home:
-        return cls(Path(home_root(environ)))
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Home:
+        return cls(home_root(environ))
 
     @property
-    def pidfile(self) -> Path:
-        return self.root / "omnitron.pid"
+    def pidfile(self) -> str:
+        return os.path.join(self.root, "omnitron.pid")
+
+    @property
+    def control_socket(self) -> str:
+        return os.path.join(self.root, SOCKET_NAME)
 
     @property
     def socket(self) -> Path:
-        return self.root / SOCKET_NAME
+        """`control_socket` as a Path, for the daemon: http/sockets.py binds and removes it with Path methods.
+
+        Transitional: once the daemon passes `Path(home.control_socket)` (or sockets.py takes a str), this and
+        root.ClientHome go, and cli/client.py reads `control_socket` from a Home.
+        """
+        from pathlib import Path
+
+        return Path(self.control_socket)
 
     @property
-    def state_file(self) -> Path:
-        return self.root / STATE_NAME
+    def state_file(self) -> str:
+        return os.path.join(self.root, STATE_NAME)
 
     @property
-    def logs_dir(self) -> Path:
-        return self.root / "logs"
+    def logs_dir(self) -> str:
+        return os.path.join(self.root, "logs")
 
     @property
-    def daemon_log(self) -> Path:
-        return self.root / DAEMON_LOG
+    def daemon_log(self) -> str:
+        return os.path.join(self.root, DAEMON_LOG)
 
     @property
-    def history_db(self) -> Path:
-        return self.root / "history.db"
+    def history_db(self) -> str:
+        return os.path.join(self.root, "history.db")
 
     @property
-    def secrets_dir(self) -> Path:
-        return self.root / "secrets"
+    def secrets_dir(self) -> str:
+        return os.path.join(self.root, "secrets")
 
     @property
-    def migrate_lock(self) -> Path:
-        return self.root / "migrate.lock"
+    def migrate_lock(self) -> str:
+        return os.path.join(self.root, "migrate.lock")
 
     def instance_log(self, app: str, instance: int) -> Path:
-        return self.logs_dir / f"{app}-{instance}.log"
+        """logs/<app>-<instance>.log, as the Path the log writer (output/capture.py) and `omnitron logs` use."""
+        from pathlib import Path
+
+        return Path(self.logs_dir, f"{app}-{instance}.log")
 
     def ensure(self) -> Home:
         """Create the home and its folders with mode 0700 (umask cannot widen or narrow it)."""
@@ -70,8 +102,8 @@ class Home:
 
         for path in (self.root, self.logs_dir):
             try:
-                path.mkdir(mode=0o700, parents=True, exist_ok=True)
-                if path.stat().st_mode & 0o777 != 0o700:
+                os.makedirs(path, mode=0o700, exist_ok=True)
+                if os.stat(path).st_mode & 0o777 != 0o700:
                     os.chmod(path, 0o700)
             except PermissionError as error:
                 raise OmnitronError(

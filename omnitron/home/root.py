@@ -1,39 +1,23 @@
-"""Where OMNITRON_HOME is, and the few paths the CLI's client needs, as plain strings (no pathlib import)."""
+"""Home as the control client (cli/client.py) reads it: root, socket and daemon_log, all plain strings.
+
+Transitional, and no path logic of its own: Home.socket is still a pathlib.Path because the daemon hands it
+to http/sockets.py, and building a Path would import pathlib on `omnitron status`'s fast path. Once the
+daemon uses Home.control_socket, the client takes a Home (reading `control_socket`) and this module goes.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
-# The names inside the home; paths.Home (pathlib) and ClientHome (plain strings) both build from these.
-SOCKET_NAME = "omnitron.sock"
-STATE_NAME = "state.json"
-DAEMON_LOG = os.path.join("logs", "omnitron.log")
-
-
-def home_root(environ: Mapping[str, str] | None = None) -> str:
-    """$OMNITRON_HOME, else ~/.omnitron, as an absolute path."""
-    env = os.environ if environ is None else environ
-    raw = env.get("OMNITRON_HOME") or os.path.join(os.path.expanduser("~"), ".omnitron")
-    return os.path.abspath(os.path.expanduser(raw))
+from omnitron.home.paths import Home
 
 
 class ClientHome:
-    """The paths `omnitron status` and friends touch; the CLI's fast path uses this instead of paths.Home."""
+    __slots__ = ("root", "socket", "daemon_log")
 
-    __slots__ = ("root",)
+    def __init__(self, home: Home | None = None) -> None:
+        home = Home.from_env() if home is None else home
+        self.root = home.root
+        self.socket = home.control_socket
+        self.daemon_log = home.daemon_log
 
-    def __init__(self, root: str | None = None) -> None:
-        self.root = root or home_root()
-
-    @property
-    def socket(self) -> str:
-        return os.path.join(self.root, SOCKET_NAME)
-
-    @property
-    def state_file(self) -> str:
-        return os.path.join(self.root, STATE_NAME)
-
-    @property
-    def daemon_log(self) -> str:
-        return os.path.join(self.root, DAEMON_LOG)
+    def __repr__(self) -> str:
+        return f"ClientHome({self.root!r})"

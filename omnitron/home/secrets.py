@@ -78,7 +78,7 @@ class SecretStore:
 
     @property
     def directory(self) -> Path:
-        return self.home.secrets_dir
+        return Path(self.home.secrets_dir)
 
     @property
     def has_key(self) -> bool:
@@ -190,6 +190,6 @@ class SecretStore:
             ) from None
 
     def _ensure_dir(self) -> None:
-        self.home.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        Path(self.home.root).mkdir(mode=0o700, parents=True, exist_ok=True)
         self.directory.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.directory, 0o700)

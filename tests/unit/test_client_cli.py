@@ -54,8 +54,8 @@ STATUS: dict[str, Any] = {
 }
 
 
-def omnitron(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMNITRON_HOME": str(home)}
+def omnitron(home: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMNITRON_HOME": home}
     return subprocess.run(
         [sys.executable, "-m", "omnitron", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=30
     )
@@ -194,7 +194,7 @@ def test_probe_reads_the_port_from_state_json(omni_home: Home) -> None:
         return json_response(503, {"ready": False, "not_ready": [{"app": "api", "reason": "backoff"}]})
 
     with tcp_server(responder) as (server, port):
-        omni_home.state_file.write_text(json.dumps({"pid": 1, "health_port": port, "health_host": "0.0.0.0"}))
+        Path(omni_home.state_file).write_text(json.dumps({"pid": 1, "health_port": port, "health_host": "0.0.0.0"}))
         healthz = omnitron(omni_home.root, "probe")
         readyz = omnitron(omni_home.root, "probe", "readyz")
     assert (healthz.returncode, healthz.stdout) == (0, "healthz: 200 OK\n")

@@ -12,7 +12,7 @@ from omnitron.home.paths import Home
 
 
 def write_log(home: Path, name: str, lines: list[tuple[str, str, bytes]]) -> None:
-    logs = Home(home).ensure().logs_dir
+    logs = Path(Home(home).ensure().logs_dir)
     (logs / name).write_bytes(b"".join(b"%s %s | %s\n" % (ts.encode(), s.encode(), line) for ts, s, line in lines))
 
 
@@ -65,7 +65,7 @@ def test_json_lines(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_an_unfinished_last_line_is_not_shown(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_log(home, "api-0.log", [(ts(1), "stdout", b"done")])
-    with (Home(home).logs_dir / "api-0.log").open("ab") as f:
+    with (Path(Home(home).logs_dir) / "api-0.log").open("ab") as f:
         f.write(b"2026-11-26T09:00:02.000Z stdout | half")
     assert run(capsys, "api")[1] == ["api.0 | done"]
 

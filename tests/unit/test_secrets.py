@@ -50,7 +50,7 @@ def test_set_get_list_rm_round_trip(store_home: Home, with_key: bool) -> None:
 def test_key_defaults_to_the_environment(store_home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMNITRON_SECRETS_KEY", generate_key())
     SecretStore(store_home).set("A", "x")
-    assert (store_home.secrets_dir / "A").read_bytes().startswith(FERNET_HEADER)
+    assert (Path(store_home.secrets_dir) / "A").read_bytes().startswith(FERNET_HEADER)
     assert SecretStore(store_home).get("A") == "x"
 
 
@@ -61,15 +61,15 @@ def test_file_and_directory_modes_and_no_leftover_temp_files(store_home: Home) -
         SecretStore(store_home, key=generate_key()).set("B", "y")
     finally:
         os.umask(old)
-    assert mode(store_home.secrets_dir) == 0o700
-    assert mode(store_home.secrets_dir / "A") == 0o600
-    assert mode(store_home.secrets_dir / "B") == 0o600
-    assert sorted(os.listdir(store_home.secrets_dir)) == ["A", "B"]
+    assert mode(Path(store_home.secrets_dir)) == 0o700
+    assert mode(Path(store_home.secrets_dir) / "A") == 0o600
+    assert mode(Path(store_home.secrets_dir) / "B") == 0o600
+    assert sorted(os.listdir(Path(store_home.secrets_dir))) == ["A", "B"]
 
 
 def test_value_is_not_on_disk_in_clear_with_a_key(store_home: Home) -> None:
     SecretStore(store_home, key=generate_key()).set("A", VALUE)
-    raw = (store_home.secrets_dir / "A").read_bytes()
+    raw = (Path(store_home.secrets_dir) / "A").read_bytes()
     assert VALUE.encode() not in raw
     assert b"s3cr3t" not in raw
 
@@ -99,9 +99,9 @@ def test_plaintext_secret_still_reads_once_a_key_is_set(store_home: Home) -> Non
 
 def test_a_file_placed_without_header_is_its_own_value(store_home: Home) -> None:
     SecretStore(store_home, key="").set("A", "x")  # creates the directory
-    (store_home.secrets_dir / "MOUNTED").write_bytes(b"from-kubernetes")
+    (Path(store_home.secrets_dir) / "MOUNTED").write_bytes(b"from-kubernetes")
     assert SecretStore(store_home, key="").get("MOUNTED") == "from-kubernetes"
-    assert PLAIN_HEADER not in (store_home.secrets_dir / "MOUNTED").read_bytes()
+    assert PLAIN_HEADER not in (Path(store_home.secrets_dir) / "MOUNTED").read_bytes()
 
 
 @pytest.mark.parametrize("key", ["not-a-key", "c2hvcnQ=", "\u00e9" * 44], ids=["garbage", "short", "non-ascii"])
