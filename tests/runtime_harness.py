@@ -9,7 +9,6 @@ in a task group and always retire them; any child still unreaped at the end is k
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -80,15 +79,10 @@ class Transition:
     reason: str
     pid: int | None
     at: float  # anyio.current_time()
+    delay_s: float | None = None  # into BACKOFF: the delay before the retry
 
     def __str__(self) -> str:
         return f"{self.key} {self.source}->{self.target} ({self.reason}) pid={self.pid}"
-
-    @property
-    def delay_s(self) -> float | None:
-        """Into BACKOFF: the delay before the retry, as the reason states it (`exit code 1, restart in 0.05s`)."""
-        found = re.search(r"restart in ([0-9.e+-]+)s$", self.reason)
-        return float(found.group(1)) if found and self.target is S.BACKOFF else None
 
 
 @dataclass
@@ -150,7 +144,7 @@ class Recorder:
         # A health change also calls on_change, with the state unchanged; a FATAL -> FATAL emits `fatal`.
         if instance.state is not seen.state or new_kinds - {"health"}:
             self.transitions.append(Transition(instance.key, seen.state, instance.state, instance.reason,
-                                               instance.pid, anyio.current_time()))
+                                               instance.pid, anyio.current_time(), instance.retry_in_s))
             if instance.state is S.STARTING and instance.child is not None:
                 self.create_times[instance.child.pid] = instance.child.create_time
         seen.state, seen.events_seen = instance.state, len(mine)

@@ -47,10 +47,14 @@ CommandLine = Annotated[Command, BeforeValidator(split_command)]
 
 
 class BackoffConfig(_Model):
-    initial: Duration = Field(default=0.1, description="delay before the first restart")
+    initial: Duration = Field(default=0.1, description="delay after the first early death (one before `min_uptime`)")
     max: Duration = Field(default=30.0, description="upper bound on the delay")
     factor: float = Field(
-        default=2.0, ge=1.0, description="delay before restart n is `initial × factor^(n-1)`, capped at `max`"
+        default=2.0, ge=1.0, description="delay after early death n is `initial × factor^(n-1)`, capped at `max`"
+    )
+    jitter: float = Field(
+        default=0.1, ge=0.0, lt=1.0,
+        description="each delay is multiplied by a random factor in `[1 - jitter, 1 + jitter]`; 0 for none",
     )
 
 

@@ -7,6 +7,7 @@ and changes state in one place (`_transition`), which is also where every lifecy
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -66,6 +67,7 @@ class Instance:
         self.healthy: bool | None = None
         self.last_probe_error: str | None = None
         self.started_at = 0.0  # anyio.current_time() of the current child's spawn
+        self.retry_in_s: float | None = None  # in BACKOFF: the delay before the next spawn
         self._request: Request | None = None  # the wanted state; the latest request wins (retire excepted)
         self.last_asked: Request | None = None  # never cleared: lets a caller see its request overtaken
         self._wake = anyio.Event()
@@ -139,6 +141,7 @@ class Instance:
                     delay_s: float | None = None) -> None:
         check_transition(self.state, to)
         previous, self.state, self.reason = self.state, to, reason
+        self.retry_in_s = delay_s
         log.info("state_changed", app=self.app.name, instance=self.index, state=str(to), previous=str(previous),
                  reason=reason, pid=self.pid, **({} if delay_s is None else {"delay_s": delay_s}))
         child = self.child
@@ -178,7 +181,6 @@ class Instance:
 
     async def _run_until_rest(self) -> Goal | None:
         """Spawn and keep the process up until it rests; the goal that ended it when a request did."""
-        restart_number = 0  # restarts since the instance last reached RUNNING; picks the backoff delay
         restart_reason: str | None = None
         while True:
             pending = await self._take_request(wait=False)  # retirement and stops are checked before any spawn
@@ -198,10 +200,10 @@ class Instance:
                     return ended.goal
                 restart_reason = ended.reason
                 continue
-            restart_number = 1 if self.state is S.RUNNING else restart_number + 1
             decision = policy.decide_exit(exit_code=ended, policy=self.app.restart, was_running=self.state is S.RUNNING,
-                                          failures=self.failures, restart_number=restart_number,
-                                          max_restarts=self.app.max_restarts, backoff=self.app.backoff)
+                                          uptime_s=anyio.current_time() - self.started_at, failures=self.failures,
+                                          max_restarts=self.app.max_restarts, backoff=self.app.backoff,
+                                          draw=random.random())
             self.failures = decision.failures
             if decision.outcome == "completed":
                 # STARTING|RUNNING -> COMPLETED: exit 0 and restart= does not restart it

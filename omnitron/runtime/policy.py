@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from omnitron.config.model import BackoffConfig
 
 ExitOutcome = Literal["restart", "completed", "fatal"]
+# A process that was running restarts at once, but only if it lived this long: with `min_uptime = 0` every
+# start counts as running, and an app that dies at once must not restart hundreds of times a second.
+IMMEDIATE_RESTART_MIN_UPTIME_S: Final = 1.0
 
 
-def backoff_delay(n: int, spec: BackoffConfig) -> float:
-    """Seconds before restart number n (1, 2, …): initial × factor^(n-1), capped at max."""
+def backoff_delay(n: int, spec: BackoffConfig, draw: float = 0.5) -> float:
+    """Seconds before the restart after early death n (1, 2, …): initial × factor^(n-1), capped at max, times
+    a factor in [1 - jitter, 1 + jitter] picked by `draw` in [0, 1) (0.5 is the middle: no jitter)."""
     if n < 1:
-        raise ValueError("restart numbers start at 1")
+        raise ValueError("early deaths are numbered from 1")
     try:
         delay = spec.initial * spec.factor ** (n - 1)
     except OverflowError:
-        return spec.max
-    return min(delay, spec.max)
+        delay = spec.max
+    return min(delay, spec.max) * (1.0 - spec.jitter + 2.0 * spec.jitter * draw)
 
 
 def should_restart(exit_code: int, policy: str) -> bool:
@@ -42,21 +46,25 @@ def decide_exit(
     exit_code: int,
     policy: str,
     was_running: bool,
+    uptime_s: float,
     failures: int,
-    restart_number: int,
     max_restarts: int,
     backoff: BackoffConfig,
+    draw: float = 0.5,
 ) -> ExitDecision:
     """What follows an exit that nobody asked for.
 
-    `was_running`: the instance had passed min_uptime, so this exit is not an early death and does not count
-    toward max_restarts. `failures`: consecutive early deaths before this exit. `restart_number`: which restart
-    this would be since the instance last reached running (1 for the first), which picks the backoff delay.
+    `was_running`: the instance had passed min_uptime, so this exit is not an early death: it does not count
+    toward max_restarts and restarts at once (after `initial` if it lived under a second). `failures`:
+    consecutive early deaths before this exit; early death n waits `backoff_delay(n)`. `draw` in [0, 1)
+    picks the jitter.
     """
     if not should_restart(exit_code, policy):
         return ExitDecision("completed" if exit_code == 0 else "fatal", failures)
-    if not was_running:
-        failures += 1
-        if failures > max_restarts:
-            return ExitDecision("fatal", failures)
-    return ExitDecision("restart", failures, backoff_delay(restart_number, backoff))
+    if was_running:
+        delay = 0.0 if uptime_s >= IMMEDIATE_RESTART_MIN_UPTIME_S else backoff_delay(1, backoff, draw)
+        return ExitDecision("restart", 0, delay)
+    failures += 1
+    if failures > max_restarts:
+        return ExitDecision("fatal", failures)
+    return ExitDecision("restart", failures, backoff_delay(failures, backoff, draw))

@@ -53,7 +53,7 @@ def test_crash_is_restarted_with_new_pid_and_growing_delays(run_daemon: RunDaemo
         command = {app_argv("crash.py", 1, 0, pids_file)}
         min_uptime = "5s"
         max_restarts = 4
-        backoff = {{ initial = "50ms", factor = 2.0, max = "1s" }}
+        backoff = {{ initial = "50ms", factor = 2.0, max = "1s", jitter = 0 }}
     """)
     daemon.wait_states("crashy", "fatal")
     pids = pids_file.read_text().split()

@@ -7,7 +7,7 @@ import pytest
 from omnitron.config.model import BackoffConfig
 from omnitron.runtime.policy import backoff_delay, decide_exit, should_restart
 
-SPEC = BackoffConfig(initial=0.1, max=1.0, factor=2.0)
+SPEC = BackoffConfig(initial=0.1, max=1.0, factor=2.0, jitter=0.0)
 
 
 @pytest.mark.parametrize(("n", "delay"), [(1, 0.1), (2, 0.2), (3, 0.4), (4, 0.8), (5, 1.0), (60, 1.0), (5000, 1.0)])
@@ -17,6 +17,16 @@ def test_backoff_delay_is_initial_times_factor_to_n_minus_1_capped(n: int, delay
 
 def test_backoff_with_zero_initial_is_zero() -> None:
     assert backoff_delay(3, BackoffConfig(initial=0.0, max=5.0, factor=2.0)) == 0.0
+
+
+@pytest.mark.parametrize(("draw", "delay"), [(0.0, 0.9), (0.5, 1.0), (0.999999, 1.1)])
+def test_jitter_spreads_the_delay_over_one_plus_or_minus_jitter(draw: float, delay: float) -> None:
+    spec = BackoffConfig(initial=1.0, max=10.0, factor=2.0, jitter=0.1)
+    assert backoff_delay(1, spec, draw) == pytest.approx(delay, abs=1e-5)
+
+
+def test_the_default_jitter_is_a_tenth() -> None:
+    assert BackoffConfig().jitter == 0.1
 
 
 def test_backoff_rejects_restart_number_zero() -> None:
@@ -37,17 +47,26 @@ def test_should_restart(code: int, policy: str, expected: bool) -> None:
 
 
 def test_max_restarts_3_allows_the_first_start_plus_3_restarts() -> None:
-    failures, outcomes = 0, []
-    for number in range(1, 5):
-        decision = decide_exit(exit_code=1, policy="always", was_running=False, failures=failures,
-                               restart_number=number, max_restarts=3, backoff=SPEC)
+    failures, outcomes, delays = 0, [], []
+    for _ in range(1, 5):
+        decision = decide_exit(exit_code=1, policy="always", was_running=False, uptime_s=0.0, failures=failures,
+                               max_restarts=3, backoff=SPEC)
         failures = decision.failures
         outcomes.append(decision.outcome)
+        delays.append(decision.delay_s)
     assert outcomes == ["restart", "restart", "restart", "fatal"]
+    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.0])
 
 
-def test_exit_after_min_uptime_does_not_count_toward_max_restarts() -> None:
-    decision = decide_exit(exit_code=1, policy="always", was_running=True, failures=0, restart_number=1,
+def test_exit_after_min_uptime_restarts_at_once_and_does_not_count_toward_max_restarts() -> None:
+    decision = decide_exit(exit_code=1, policy="always", was_running=True, uptime_s=60.0, failures=0,
+                           max_restarts=0, backoff=SPEC)
+    assert (decision.outcome, decision.failures, decision.delay_s) == ("restart", 0, 0.0)
+
+
+def test_a_running_instance_that_lived_under_a_second_waits_initial() -> None:
+    # min_uptime = 0 makes every start "running": the floor keeps an instant crash from spinning
+    decision = decide_exit(exit_code=1, policy="always", was_running=True, uptime_s=0.01, failures=0,
                            max_restarts=0, backoff=SPEC)
     assert (decision.outcome, decision.failures) == ("restart", 0)
     assert decision.delay_s == pytest.approx(0.1)
@@ -58,6 +77,6 @@ def test_exit_after_min_uptime_does_not_count_toward_max_restarts() -> None:
     [(0, "never", "completed"), (3, "never", "fatal"), (0, "on-failure", "completed"), (3, "on-failure", "restart")],
 )
 def test_exits_that_are_not_restarted(code: int, policy: str, outcome: str) -> None:
-    decision = decide_exit(exit_code=code, policy=policy, was_running=True, failures=0, restart_number=1,
+    decision = decide_exit(exit_code=code, policy=policy, was_running=True, uptime_s=60.0, failures=0,
                            max_restarts=5, backoff=SPEC)
     assert decision.outcome == outcome
