@@ -9,13 +9,12 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import NamedTuple
 
 from omnitron.cli.target import TargetError, parse_target
 from omnitron.errors import ExitCode, UsageError
-from omnitron.home.paths import Home
-from omnitron.output.logfile import LOG_NAME, LogLine, parse_line, rotated_path, tag
+from omnitron.home.paths import Home, parse_instance_log_name
+from omnitron.output.logfile import LogLine, parse_line, rotated_path, tag
 
 POLL_INTERVAL_S = 0.15
 _READ_BLOCK = 256 * 1024
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"-n must be 0 or more, not {args.lines}", "pass a line count such as -n 100")
     home = Home.from_env()
     app, instance = _parse_target(args.target)
-    sources = {key: LogSource(*key, home.logs_dir) for key in _instances(home.logs_dir, app, instance)}
+    sources = {key: LogSource(home, *key) for key in _instances(home.logs_dir, app, instance)}
     if app is not None and not sources:
         name = app if instance is None else f"{app}:{instance}"
         raise UsageError(
@@ -75,11 +74,8 @@ def _instances(logs_dir: str, app: str | None, instance: int | None) -> list[tup
         return []
     found: set[tuple[str, int]] = set()
     for name in names:
-        match = LOG_NAME.match(name)
-        if match is None:
-            continue
-        key = (match["app"], int(match["instance"]))
-        if (app is None or key[0] == app) and (instance is None or key[1] == instance):
+        key = parse_instance_log_name(name)
+        if key is not None and (app is None or key[0] == app) and (instance is None or key[1] == instance):
             found.add(key)
     return sorted(found)
 
@@ -96,7 +92,7 @@ def _follow(
         time.sleep(POLL_INTERVAL_S)
         for key in _instances(home.logs_dir, app, instance):
             if key not in sources:
-                sources[key] = LogSource(*key, home.logs_dir)
+                sources[key] = LogSource(home, *key)
         fresh = [entry for source in sources.values() for entry in source.poll()]
         fresh.sort(key=lambda e: e.ts)
         printer.emit(fresh)
@@ -134,10 +130,10 @@ class LogSource:
     keep = 0) the old file is read to its end before moving on to the newer files.
     """
 
-    def __init__(self, app: str, instance: int, logs_dir: str) -> None:
+    def __init__(self, home: Home, app: str, instance: int) -> None:
         self.app = app
         self.instance = instance
-        self.path = Path(logs_dir, f"{app}-{instance}.log")
+        self.path = home.instance_log(app, instance)
         self._fd: int | None = None
         self._ino = 0
         self._offset = 0

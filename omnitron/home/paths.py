@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 SOCKET_NAME = "omnitron.sock"
 STATE_NAME = "state.json"
 DAEMON_LOG = os.path.join("logs", "omnitron.log")
+# An instance's log file, `<app>-<instance>.log`, and its rotated copies `.log.<k>` (output/logfile.rotated_path);
+# app names never contain dots. A pattern string, compiled (and cached) by `re` on first use, not on `status`.
+_LOG_NAME = r"(?P<app>[a-z0-9][a-z0-9_-]*)-(?P<instance>[0-9]+)\.log(?:\.[0-9]+)?"
 
 
 def home_root(environ: Mapping[str, str] | None = None) -> str:
@@ -24,6 +27,19 @@ def home_root(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     raw = env.get("OMNITRON_HOME") or os.path.join(os.path.expanduser("~"), ".omnitron")
     return os.path.abspath(os.path.expanduser(raw))
+
+
+def instance_log_name(app: str, instance: int) -> str:
+    """`api-0.log`: the name of an instance's log file in logs/."""
+    return f"{app}-{instance}.log"
+
+
+def parse_instance_log_name(name: str) -> tuple[str, int] | None:
+    """The (app, instance) whose log file, current or rotated, is called `name`; None for any other file."""
+    import re
+
+    match = re.fullmatch(_LOG_NAME, name)
+    return None if match is None else (match["app"], int(match["instance"]))
 
 
 class Home:
@@ -94,7 +110,7 @@ class Home:
         """logs/<app>-<instance>.log, as the Path the log writer (output/capture.py) and `omnitron logs` use."""
         from pathlib import Path
 
-        return Path(self.logs_dir, f"{app}-{instance}.log")
+        return Path(self.logs_dir, instance_log_name(app, instance))
 
     def ensure(self) -> Home:
         """Create the home and its folders with mode 0700 (umask cannot widen or narrow it)."""

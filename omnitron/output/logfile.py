@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import time
 import zlib
 from collections.abc import Callable
@@ -19,8 +18,6 @@ from typing import NamedTuple
 
 FILE_MODE = 0o600
 SEPARATOR = b" | "
-# `<app>-<instance>.log` or `<app>-<instance>.log.<k>`; app names never contain dots.
-LOG_NAME = re.compile(r"^(?P<app>[a-z0-9][a-z0-9_-]*)-(?P<instance>\d+)\.log(?:\.(?P<index>\d+))?$")
 _COLOURS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
 
 # Called as on_event(event_name, fields) when writing starts failing or resumes; the daemon logs it.

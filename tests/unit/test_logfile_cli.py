@@ -65,7 +65,7 @@ def test_json_lines(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_an_unfinished_last_line_is_not_shown(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_log(home, "api-0.log", [(ts(1), "stdout", b"done")])
-    with (Path(Home(home).logs_dir) / "api-0.log").open("ab") as f:
+    with Home(home).instance_log("api", 0).open("ab") as f:
         f.write(b"2026-11-26T09:00:02.000Z stdout | half")
     assert run(capsys, "api")[1] == ["api.0 | done"]
 
