@@ -10,7 +10,6 @@ from omnitron.errors import ConfigError
 
 if TYPE_CHECKING:
     from omnitron.config.model import AppConfig
-    from omnitron.home.secrets import SecretStore
 
 # Variables the daemon reads for itself and never passes on: the store key must not reach any app.
 DAEMON_ONLY_VARS = frozenset({"OMNITRON_SECRETS_KEY"})
@@ -65,8 +64,3 @@ def read_env_file(path: str) -> dict[str, str]:
         )
     values = dotenv_values(stream=io.StringIO(text))
     return {key: value for key, value in values.items() if value is not None}
-
-
-def missing_secrets(app: AppConfig, store: SecretStore) -> list[str]:
-    """The names in `app.secrets` that the store does not hold, in the order the app lists them."""
-    return [name for name in dict.fromkeys(app.secrets) if not store.has(name)]

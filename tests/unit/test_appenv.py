@@ -8,9 +8,7 @@ import pytest
 
 from omnitron.config.model import AppConfig
 from omnitron.errors import ConfigError
-from omnitron.home.paths import Home
-from omnitron.home.secrets import SecretStore
-from omnitron.runtime.appenv import build_instance_env, missing_secrets, read_env_file
+from omnitron.runtime.appenv import build_instance_env, read_env_file
 
 
 def make_app(tmp_path: Path, *, env_file_text: str | None = None, **fields: object) -> AppConfig:
@@ -128,11 +126,3 @@ def test_unparsable_env_file_names_the_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         read_env_file(str(path))
     assert f"env_file {path}: cannot parse line 2" in caught.value.one_line()
-
-
-def test_missing_secrets_lists_what_the_store_lacks(tmp_path: Path) -> None:
-    store = SecretStore(Home(tmp_path / "home").ensure(), key="")
-    store.set("HAVE", "x")
-    app = make_app(tmp_path, secrets=["NEED_ONE", "HAVE", "NEED_TWO"])
-    assert missing_secrets(app, store) == ["NEED_ONE", "NEED_TWO"]
-    assert missing_secrets(make_app(tmp_path, secrets=["HAVE"]), store) == []
