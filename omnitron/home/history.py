@@ -24,8 +24,9 @@ KINDS: Final = frozenset(
     {"start", "exit", "restart", "health", "completed", "fatal", "stop", "daemon_start", "daemon_stop"}
 )
 DAEMON_KINDS: Final = frozenset({"daemon_start", "daemon_stop"})
-# The suggested `app` of daemon_start / daemon_stop rows; readers recognise daemon rows by kind, whatever their app.
-DAEMON_APP: Final = ""
+# The `app` of the daemon's own rows (daemon_start, daemon_stop). Readers recognise those rows by kind, so an
+# app may be called "omnitron" too without its history mixing with the daemon's.
+DAEMON_APP: Final = "omnitron"
 PRUNE_EVERY: Final = 1000  # records between automatic prunes
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS events (

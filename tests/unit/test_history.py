@@ -48,6 +48,14 @@ def test_record_and_list_events_oldest_first(history: History) -> None:
     assert history.apps() == ["api", "web"]
 
 
+def test_an_app_named_like_the_daemon_gets_only_its_own_rows(history: History) -> None:
+    history.record("daemon_start", DAEMON_APP, 0, at=T0)
+    history.record("start", DAEMON_APP, 0, pid=57, at=T0 + 1)
+    history.record("daemon_stop", DAEMON_APP, 0, at=T0 + 2)
+    assert [e.kind for e in history.events(DAEMON_APP)] == ["start"]
+    assert history.apps() == [DAEMON_APP]
+
+
 def test_default_timestamp_is_wall_clock(history: History) -> None:
     before = time.time()
     history.record("start", "api", 0)
