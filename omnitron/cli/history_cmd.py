@@ -16,8 +16,6 @@ from omnitron.home.paths import Home
 if TYPE_CHECKING:
     from omnitron.home.history import HistoryEvent
 
-DAEMON_KINDS = frozenset({"daemon_start", "daemon_stop"})  # omnitron.home.history's, without importing sqlite3 early
-
 WINDOWS_S = {"last_hour": 3600.0, "last_day": 86400.0}
 
 
@@ -96,6 +94,8 @@ def _percent(ratio: float | None) -> str:
 
 
 def _print_table(events: list[HistoryEvent], uptime: dict[str, dict[str, float | None]]) -> None:
+    from omnitron.home.history import DAEMON_KINDS  # already imported: there are events only once it is
+
     rows = [
         (_iso(e.at), "daemon" if e.kind in DAEMON_KINDS else f"{e.app}:{e.instance}", e.kind, _details(e))
         for e in events

@@ -296,7 +296,7 @@ def seed(home: Path) -> None:
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     now = time.time()
     h = History(home / "history.db")
-    h.record("daemon_start", "omnitron", 0, pid=41, at=now - 2 * HOUR)
+    h.record("daemon_start", DAEMON_APP, 0, pid=41, at=now - 2 * HOUR)
     h.record("start", "api", 0, pid=57, at=now - 2 * HOUR)
     h.record("start", "worker", 0, pid=58, at=now - 2 * HOUR)
     h.record("exit", "worker", 0, pid=58, signal=9, at=now - HOUR / 2)
@@ -309,7 +309,7 @@ def test_cli_lists_events_and_uptime(home: Path, capsys: pytest.CaptureFixture[s
     assert main(["history"]) == 0
     out = capsys.readouterr().out
     assert "api:0" in out and "worker:0" in out and "signal=SIGKILL" in out and "reason=memory" in out
-    assert "omnitron:0" not in out  # daemon rows show as "daemon", not as an app instance
+    assert f"{DAEMON_APP}:0" not in out  # daemon rows show as "daemon", not as an app instance
     assert any(line.split()[1:3] == ["daemon", "daemon_start"] for line in out.splitlines() if line.strip())
     uptime_lines = {line.split()[0]: line.split()[1:] for line in out.splitlines()[-2:]}
     assert uptime_lines["api"] == ["100.0%", "100.0%"]
