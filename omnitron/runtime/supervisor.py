@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -49,6 +50,7 @@ class Supervisor:
         self._listeners: list[Callable[[Instance], None]] = []
         self._tg = tg
         self._memory_limits_started = False
+        self._locks: dict[Instance, anyio.Lock] = {}  # one lifecycle operation per instance at a time
         self.instances: dict[str, list[Instance]] = {}
         self.waiting_for: dict[str, str] = {}  # app -> why it has not been started yet
         self._starters: dict[str, anyio.CancelScope] = {}  # apps whose start waits for their dependencies
@@ -227,14 +229,30 @@ class Supervisor:
         if not self.is_accepting:
             raise OmnitronError("the daemon is shutting down", "wait for it to exit, then start it again")
 
+    @contextlib.asynccontextmanager
+    async def _operating(self, targets: list[Instance], *, is_start: bool) -> AsyncIterator[None]:
+        """One lifecycle operation per instance at a time, in arrival order (anyio's Lock is FIFO).
+
+        Locks are taken in one order (app, index), so operations on overlapping sets cannot deadlock. A
+        start or restart that waited its turn checks again that the daemon still accepts work. Shutdown and
+        the daemon's own restarts (crash, liveness, memory) do not queue: they act on the instance directly.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            for instance in sorted(targets, key=lambda i: (i.app.name, i.index)):
+                await stack.enter_async_context(self._locks.setdefault(instance, anyio.Lock()))
+            if is_start:
+                self._check_accepting()
+            yield
+
     async def start(self, name: str, index: int | None) -> None:
         self._check_accepting()
         targets = self.select(name, index)
-        if index is None:
-            self._cancel_pending_start(name)  # an operator's start does not wait for dependencies
-        for instance in targets:
-            instance.request_start()
-        await self._wait_started(targets)
+        async with self._operating(targets, is_start=True):
+            if index is None:
+                self._cancel_pending_start(name)  # an operator's start does not wait for dependencies
+            for instance in targets:
+                instance.request_start()
+            await self._wait_started(targets)
 
     async def _wait_started(self, targets: list[Instance]) -> None:
         if not targets:
@@ -251,18 +269,20 @@ class Supervisor:
 
     async def stop(self, name: str, index: int | None) -> None:
         targets = self.select(name, index)
-        if index is None:
-            self._cancel_pending_start(name)  # stopped means stopped, even if its dependencies turn ready later
-        for instance in targets:
-            instance.request_stop("operator")
-        await self._wait_until(lambda: all(i.state in RESTING_STATES for i in targets),
-                               self._timeout_for(self.app_config(name)), lambda: describe(targets))
+        async with self._operating(targets, is_start=False):
+            if index is None:
+                self._cancel_pending_start(name)  # stopped means stopped, even if its dependencies turn ready later
+            for instance in targets:
+                instance.request_stop("operator")
+            await self._wait_until(lambda: all(i.state in RESTING_STATES for i in targets),
+                                   self._timeout_for(self.app_config(name)), lambda: describe(targets))
 
     async def restart(self, name: str, index: int | None) -> None:
         self._check_accepting()
         targets = self.select(name, index)
-        for instance in targets:
-            await self._restart_one(instance, "operator")
+        async with self._operating(targets, is_start=True):
+            for instance in targets:
+                await self._restart_one(instance, "operator")
 
     async def _restart_one(self, instance: Instance, reason: str, app: AppConfig | None = None) -> None:
         before = instance.started_at
@@ -297,14 +317,17 @@ class Supervisor:
         group = self.instances.setdefault(name, [])
         added = [await self._add_instance(app, index) for index in range(len(group), count)]
         removed = group[count:]
-        for instance in removed:
-            instance.retire()
         is_waiting = name in self._starters  # still waiting for its dependencies: the starter starts them all
         if not is_waiting:
             for instance in added:
                 instance.request_start()
-        await self._wait_until(lambda: all(i.state in RESTING_STATES for i in removed),
-                               self._timeout_for(app), lambda: describe(removed))
+        async with self._operating(removed, is_start=False):
+            for instance in removed:
+                instance.retire()
+            await self._wait_until(lambda: all(i.state in RESTING_STATES for i in removed),
+                                   self._timeout_for(app), lambda: describe(removed))
+        for instance in removed:
+            self._locks.pop(instance, None)
         del group[count:]
         self.ecosystem = self.ecosystem.model_copy(
             update={"apps": [a.model_copy(update={"instances": count}) if a.name == name else a
@@ -325,7 +348,8 @@ class Supervisor:
             if is_waiting or (instance.is_resting and not app.autostart):
                 instance.reconfigure(app)
             else:
-                await self._restart_one(instance, "reload", app)
+                async with self._operating([instance], is_start=True):
+                    await self._restart_one(instance, "reload", app)
 
     async def reload(self, config_path: str | None) -> ReloadReport:
         """Re-read the config (or another file) and apply only the difference: added apps start, removed stop,

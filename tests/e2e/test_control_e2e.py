@@ -322,3 +322,25 @@ def test_detached_up_with_an_invalid_config_says_why(home: Path, tmp_path: Path)
     assert result.returncode == 2
     assert "instances" in result.stderr and "Traceback" not in result.stderr
     assert not (home / "omnitron.sock").exists()
+
+
+def test_twenty_concurrent_restarts_all_return_0_and_leave_one_process_per_instance(run_daemon: RunDaemon) -> None:
+    # process-compose #530, circus #831/#1154: concurrent control requests used to wedge or duplicate instances
+    daemon = run_daemon(app_toml("api", "ready.py", instances=2, min_uptime="50ms"))
+    before = daemon.pids("api")
+    clients = [subprocess.Popen([*OMNITRON, "restart", "api"], env=cli_env(daemon.home), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(20)]
+    try:
+        results = [(c.returncode, err) for c in clients for _out, err in [c.communicate(timeout=120)]]
+    finally:
+        for c in clients:
+            if c.poll() is None:
+                c.kill()
+                c.communicate()
+    assert [code for code, _ in results] == [0] * 20, [err for code, err in results if code]
+    after = daemon.pids("api")
+    assert daemon.instance_states() == {"api:0": "running", "api:1": "running"}
+    assert set(after.values()).isdisjoint(before.values())
+    leader_pids = {p.pid for p in psutil.Process(daemon.proc.pid).children() if p.status() != psutil.STATUS_ZOMBIE}
+    assert leader_pids == set(after.values()), "exactly one process per instance"
+    assert [a["restarts"] for a in daemon.status()["apps"]] == [20, 20]

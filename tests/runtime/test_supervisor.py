@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 from pathlib import Path
 from typing import Any
@@ -111,28 +110,36 @@ async def test_restart_returns_with_the_instance_running_under_a_new_pid(recorde
 IGNORES_TERM = {"name": "app", "command": app_script("ignore_term.py"), "kill_timeout": "1s"}
 
 
-async def test_a_stop_during_a_restart_wins(recorder: Recorder, tmp_path: Path) -> None:
+async def test_a_stop_during_a_restart_waits_its_turn_and_wins(recorder: Recorder, tmp_path: Path) -> None:
+    # One lifecycle operation per instance at a time, in arrival order: the stop runs once the restart is
+    # done, and the last request decides where the instance ends.
     async with run_supervisor([IGNORES_TERM], recorder, tmp_path) as supervisor:
         await recorder.until_state(S.RUNNING)
         await recorder.until_line("READY")  # SIGTERM is ignored from here on: a stop waits out kill_timeout
         (instance,) = supervisor.instances["app"]
-        pid = instance.pid
+        finished: list[str] = []
+
         async def restart() -> None:
-            with contextlib.suppress(OmnitronError):  # the restart call's own outcome: the next test
-                await supervisor.restart("app", None)
+            await supervisor.restart("app", None)
+            finished.append("restart")
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(restart)
             await recorder.until_state(S.STOPPING)  # the restart is under way, waiting out kill_timeout
             await supervisor.stop("app", None)
+            finished.append("stop")
+        assert finished == ["restart", "stop"]
         assert instance.state is S.STOPPED and instance.pid is None and not instance.has_pending_start
-        assert pid is not None and recorder.is_gone(pid) and not group_exists(pid), "no process left"
-        assert recorder.states() == [S.STARTING, S.RUNNING, S.STOPPING, S.STOPPED]
-        assert recorder.kinds() == ["start", "exit", "stop"], "the stop won: no new spawn"
-        assert recorder.events_of(kind="exit")[0].signal == signal.SIGKILL, "SIGTERM ignored: killed at kill_timeout"
+        pids = recorder.start_pids()
+        assert len(pids) == 2 and all(recorder.is_gone(p) and not group_exists(p) for p in pids), "no process left"
+        assert recorder.states() == [S.STARTING, S.RUNNING, S.STOPPING, S.STOPPED, S.STARTING, S.RUNNING,
+                                     S.STOPPING, S.STOPPED]
+        assert [e.signal for e in recorder.events_of(kind="exit")] == [signal.SIGKILL, signal.SIGKILL], \
+            "SIGTERM ignored: killed at kill_timeout"
 
 
-async def test_a_restart_overtaken_by_a_stop_ends_at_once_with_an_error(recorder: Recorder, tmp_path: Path) -> None:
+async def test_a_restart_overtaken_by_shutdown_ends_at_once_with_an_error(recorder: Recorder,
+                                                                          tmp_path: Path) -> None:
     async with run_supervisor([IGNORES_TERM], recorder, tmp_path) as supervisor:
         await recorder.until_state(S.RUNNING)
         await recorder.until_line("READY")
@@ -149,9 +156,35 @@ async def test_a_restart_overtaken_by_a_stop_ends_at_once_with_an_error(recorder
         async with anyio.create_task_group() as tg:
             tg.start_soon(restart)
             await recorder.until_state(S.STOPPING)
-            await supervisor.stop("app", None)
+            await supervisor.shutdown(DEADLINE_S)
             # The restart cannot happen any more; its caller (`omnitron restart`) should hear so now, not after
             # its whole timeout (kill_timeout + min_uptime + 30 s).
             await await_for(lambda: outcome, timeout=DEADLINE_S, describe=lambda: (
-                f"the restart call still waiting after the stop won; {supervisor.instances['app']}"))
+                f"the restart call still waiting after shutdown; {supervisor.instances['app']}"))
         assert isinstance(outcome[0], OmnitronError), f"the restart claimed success: {outcome}"
+        assert recorder.kinds().count("start") == 1, "nothing spawned during shutdown"
+
+
+async def test_twenty_concurrent_restarts_all_succeed_and_leave_one_process(recorder: Recorder,
+                                                                            tmp_path: Path) -> None:
+    app = {"name": "app", "command": app_script("ready.py"), "min_uptime": "50ms"}
+    async with run_supervisor([app], recorder, tmp_path) as supervisor:
+        await recorder.until_state(S.RUNNING)
+        (instance,) = supervisor.instances["app"]
+        failures: list[BaseException] = []
+
+        async def restart() -> None:
+            try:
+                await supervisor.restart("app", None)
+            except OmnitronError as error:
+                failures.append(error)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for _ in range(20):
+                    tg.start_soon(restart)
+        assert failures == []
+        assert instance.state is S.RUNNING and instance.restarts == 20
+        pids = recorder.start_pids()
+        assert len(pids) == 21 and len(set(pids)) == 21
+        assert [p for p in pids if not recorder.is_gone(p)] == [instance.pid], "exactly one process left"
