@@ -17,7 +17,7 @@ from omnitron import __version__
 from omnitron.config.load import LoadedConfig, load_config
 from omnitron.errors import ConfigError, OmnitronError
 from omnitron.health.resources import ResourceSampler
-from omnitron.home.history import History
+from omnitron.home.history import DAEMON_APP, History
 from omnitron.home.paths import Home
 from omnitron.home.pidlock import PidLock
 from omnitron.home.statefile import StateDocument, StateWriter, read_state
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from omnitron.http.server import EmbeddedServer
 
 log = structlog.get_logger()
-DAEMON_APP = "omnitron"  # the `app` of the daemon's own history rows
 _HTTP_START_DELAY_BOUND_S = 1.0
 
 
