@@ -57,7 +57,15 @@ def check_apps(apps: Sequence[tuple[int, AppConfig]], other_names: Iterable[str]
     for index, app in apps:
         problems.extend(_check_dependencies(index, app, by_name, known))
     problems.extend(_cycles(apps))
+    problems.extend(_check_main(apps))
     return problems
+
+
+def _check_main(apps: Sequence[tuple[int, AppConfig]]) -> list[Problem]:
+    mains = [(index, app) for index, app in apps if app.main]
+    first = mains[0] if mains else None
+    return [Problem(("apps", index, "main"), f"only one app may be main (also apps[{first[0]}], {first[1].name})")
+            for index, _app in mains[1:] if first is not None]
 
 
 def _check_names(index: int, app: AppConfig) -> list[Problem]:

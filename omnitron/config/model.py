@@ -68,7 +68,7 @@ class LogsConfig(_Model):
 
 
 class HealthConfig(_Model):
-    """Readiness and liveness probe: exactly one of http, tcp, exec."""
+    """One probe, exactly one of http, tcp, exec: `[apps.health]` (readiness) or `[apps.liveness]` (same keys)."""
 
     http: str | None = Field(
         default=None, description="URL to GET; healthy on a 2xx or 3xx answer; `${PORT}` is the instance's port"
@@ -82,7 +82,7 @@ class HealthConfig(_Model):
     failure_threshold: int = Field(
         default=3,
         ge=1,
-        description="consecutive failures that make the instance unhealthy; an unhealthy running instance is restarted",
+        description="consecutive counted failures that fail the probe: not ready (`health`), restarted (`liveness`)",
     )
     start_period: Duration = Field(
         default=0.0, description="failures before this much time after start are not counted"
@@ -159,8 +159,18 @@ class AppConfig(_Model):
         default_factory=dict,
         description='apps to wait for before starting: `{db = "healthy"}`, or a list of names meaning `"started"`',
     )
-    health: HealthConfig | None = Field(default=None, description="readiness and liveness probe")
+    health: HealthConfig | None = Field(
+        default=None, description='readiness probe: gates `/readyz` and `depends_on` `"healthy"`; never restarts'
+    )
+    liveness: HealthConfig | None = Field(
+        default=None, description="liveness probe: `failure_threshold` failures restart the instance, with backoff"
+    )
     logs: LogsConfig | None = Field(default=None, description="this app's log rotation; default: `[daemon.logs]`")
+    main: bool = Field(
+        default=False,
+        description="at most one app: when it ends (`completed` or `fatal`), the daemon stops the others and exits "
+        "with its exit status (128+N for signal N)",
+    )
 
     _split_command = field_validator("command", mode="before")(split_command)
     _signal_name = field_validator("stop_signal", mode="before")(signal_name)
@@ -213,6 +223,11 @@ class DaemonConfig(_Model):
         default_factory=LogsConfig, description="log rotation for every app without its own `logs`"
     )
     memory_check_interval: Duration = Field(default=5.0, gt=0, description="how often `max_memory` is checked")
+    exit_when: Literal["never", "done"] = Field(
+        default="never",
+        description="`done`: exit once no autostart app is left to run (each `completed` or `fatal`): 0 when all "
+        "completed, 1 otherwise",
+    )
 
 
 class InfraConfig(_Model):

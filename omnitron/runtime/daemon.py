@@ -25,12 +25,11 @@ from omnitron.http.sockets import bind_control_socket, bind_tcp, remove_control_
 from omnitron.output.capture import OutputRouter
 from omnitron.output.stdout_writer import StdoutWriter
 from omnitron.runtime.events import Event, EventRecorder
-from omnitron.runtime.instance import Instance
+from omnitron.runtime.exit_rule import ExitRule
 from omnitron.runtime.launch import Launcher
 from omnitron.runtime.reaper import OrphanReaper, become_subreaper
 from omnitron.runtime.recovery import stop_survivors
 from omnitron.runtime.snapshot import DaemonSnapshot
-from omnitron.runtime.states import AppState
 from omnitron.runtime.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -51,6 +50,7 @@ class Daemon:
         self.health_port: int | None = None
         self.sampler = ResourceSampler()
         self._shutdown_requested = anyio.Event()
+        self._is_exit_code_decided = False
         self._supervisor: Supervisor | None = None
 
     @property
@@ -74,6 +74,7 @@ class Daemon:
         )
 
     def request_shutdown(self, exit_code: int = 0) -> None:
+        """A stop the daemon is told to do (signal, `down`): exit 0, or 1 past shutdown_timeout."""
         if not self._shutdown_requested.is_set():
             self.exit_code = max(self.exit_code, exit_code)
             self.shutting_down = True  # /readyz turns 503 at once
@@ -147,17 +148,20 @@ class Daemon:
             self._supervisor = Supervisor(self.loaded, tg, open_output=router.open_instance,
                                           launch=Launcher(self.home), events=events, sampler=self.sampler)
             self.supervisor.add_listener(lambda _instance: state.mark_dirty())
-            self.supervisor.add_listener(self._exit_on_fatal)
+            exit_rule = ExitRule(self.loaded.ecosystem.daemon, self.supervisor, self._end_on_own)
+            self.supervisor.add_listener(exit_rule.on_change)
             tg.start_soon(state.run)
             tg.start_soon(events.flush_forever)
             tg.start_soon(reaper.run)
             state.write_now()
             await self.supervisor.start_all()
+            exit_rule.check_done()  # an ecosystem with nothing autostart to run is done at once
             servers = await tg.start(self._serve_http, health_sock, control_sock)
             await self._shutdown_requested.wait()
             state.mark_dirty()
             log.info("shutdown_started")
-            if not await self.supervisor.shutdown(self.loaded.ecosystem.daemon.shutdown_timeout):
+            if not await self.supervisor.shutdown(self.loaded.ecosystem.daemon.shutdown_timeout) \
+                    and not self._is_exit_code_decided:
                 self.exit_code = 1
             for server in servers:
                 server.stop()
@@ -210,11 +214,13 @@ class Daemon:
         else:
             log.info("reloaded", added=report.added, removed=report.removed, changed=report.changed)
 
-    def _exit_on_fatal(self, instance: Instance) -> None:
-        if instance.state is AppState.FATAL and self.loaded.ecosystem.daemon.on_fatal == "exit":
-            log.error("fatal_exit", app=instance.app.name, instance=instance.index, reason=instance.reason)
-            self.request_shutdown(exit_code=1)
-
+    def _end_on_own(self, exit_code: int, why: str) -> None:
+        """The exit rule's verdict (on_fatal, main, exit_when): that exit code, whatever the shutdown takes."""
+        if not self._shutdown_requested.is_set():
+            log.info("daemon_finishing", reason=why, exit_code=exit_code)
+            self.exit_code = exit_code
+            self._is_exit_code_decided = True
+            self.request_shutdown(exit_code)
 
 def run_foreground(config_path: str | None) -> int:
     """Entry point of `omnitron up --foreground`."""

@@ -383,3 +383,10 @@ def test_contract_example_is_valid() -> None:
     assert api.env == {"LOG_LEVEL": "info", "DB": "pg://x"}
     assert api.depends_on == {"migrate": "completed", "cache": "healthy"}
     assert dependency_order(ecosystem) == [["migrate", "cache"], ["api"]]
+
+
+def test_only_one_app_may_be_main(tmp_path: Path) -> None:
+    path = tmp_path / "omnitron.toml"
+    path.write_text('[[apps]]\nname = "a"\ncommand = "run"\nmain = true\n\n'
+                    '[[apps]]\nname = "b"\ncommand = "run"\nmain = true\n')
+    assert problems_of(path) == ["apps[1].main: only one app may be main (also apps[0], a)"]
