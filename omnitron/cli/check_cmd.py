@@ -22,10 +22,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run_check(args: argparse.Namespace) -> int:
     """Prints `<path>: OK (N apps, M instances)`; an invalid config raises ConfigError, which cli.main() prints."""
+    from omnitron.config.checks import shutdown_warnings
     from omnitron.config.load import load_config
 
     loaded = load_config(args.config)
     apps = loaded.ecosystem.apps
+    for line in shutdown_warnings(apps, loaded.ecosystem.daemon.shutdown_timeout):
+        sys.stderr.write(f"{loaded.path}: {line}\n")
     instances = sum(app.instances for app in apps)
     sys.stdout.write(f"{loaded.path}: OK ({_count(len(apps), 'app')}, {_count(instances, 'instance')})\n")
     return ExitCode.OK

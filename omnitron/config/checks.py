@@ -158,3 +158,20 @@ def app_layers(apps: Sequence[AppConfig]) -> list[list[str]]:
         for name in layer:
             del pending[name]
     return layers
+
+
+def stop_chain_s(apps: Sequence[AppConfig]) -> float:
+    """The longest a graceful shutdown can take: layers stop in turn, each as slow as its slowest kill_timeout."""
+    by_name = {app.name: app for app in apps}
+    return sum(max(by_name[name].kill_timeout for name in layer) for layer in app_layers(apps))
+
+
+def shutdown_warnings(apps: Sequence[AppConfig], shutdown_timeout_s: float) -> list[str]:
+    """Valid but risky: a stop chain longer than shutdown_timeout ends in SIGKILL (and exit 1)."""
+    chain = stop_chain_s(apps)
+    if chain <= shutdown_timeout_s:
+        return []
+    return [f"warning: the apps' kill_timeouts add up to {chain:g}s along the stop order, over "
+            f"shutdown_timeout = {shutdown_timeout_s:g}s: a slow shutdown ends in SIGKILL; raise "
+            "[daemon] shutdown_timeout (and keep the platform's grace period above it) or lower kill_timeout"]
+

@@ -86,3 +86,15 @@ def test_python_config_that_raises_gives_one_line_without_traceback(tmp_path: Pa
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines()[1].strip() == f"{path}:2: KeyError: 'NO_SUCH_VARIABLE'"
+
+
+def test_check_warns_when_the_stop_chain_outlasts_shutdown_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "omnitron.toml"
+    path.write_text('[daemon]\nshutdown_timeout = "10s"\n\n'
+                    '[[apps]]\nname = "db"\ncommand = "run"\nkill_timeout = "8s"\n\n'
+                    '[[apps]]\nname = "api"\ncommand = "run"\nkill_timeout = "5s"\ndepends_on = ["db"]\n')
+    result = subprocess.run([sys.executable, "-m", "omnitron", "check", "-c", str(path)], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0
+    (warning,) = result.stderr.splitlines()
+    assert "add up to 13s" in warning and "shutdown_timeout = 10s" in warning and "grace period" in warning
