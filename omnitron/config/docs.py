@@ -35,7 +35,12 @@ SECTIONS: tuple[tuple[str, type[BaseModel], str], ...] = (
         BackoffConfig,
         "Delay between restarts of an instance that keeps dying early.",
     ),
-    ("[apps.health]", HealthConfig, "Exactly one of `http`, `tcp`, `exec`."),
+    (
+        "[apps.health]",
+        HealthConfig,
+        "The readiness probe; `[apps.liveness]`, the liveness probe, takes the same keys. Exactly one of `http`, "
+        "`tcp`, `exec`. See docs/health.md.",
+    ),
     ("[apps.logs]", LogsConfig, "Overrides `[daemon.logs]` for this app."),
     ("[infra]", InfraConfig, "Used only by `omnitron infra migrate`."),
 )
@@ -55,6 +60,7 @@ NESTED: dict[tuple[type[BaseModel], str], str] = {
     (DaemonConfig, "logs"): "[daemon.logs]",
     (AppConfig, "backoff"): "[apps.backoff]",
     (AppConfig, "health"): "[apps.health]",
+    (AppConfig, "liveness"): "[apps.health]",
     (AppConfig, "logs"): "[apps.logs]",
 }
 

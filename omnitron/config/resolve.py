@@ -40,8 +40,10 @@ def resolve_app(
     }
     if app.command is not None:
         update["command"] = resolver.items(app.command, (*at, "command"), keep=PER_INSTANCE)
-    if app.health is not None:
-        update["health"] = _resolve_health(app.health, (*at, "health"), resolver)
+    for key in ("health", "liveness"):
+        probe = getattr(app, key)
+        if probe is not None:
+            update[key] = _resolve_health(probe, (*at, key), resolver)
     cwd = _absolute(resolver.text(app.cwd, (*at, "cwd")), base)
     if not os.path.isdir(cwd):
         problems.append(

@@ -1,4 +1,8 @@
-"""The probe loop of one instance's process: probe every `interval`, hand each verdict to the instance."""
+"""The probe loop of one instance's process: probe every `interval`, hand each verdict to the instance.
+
+An instance runs one loop per probe it has (readiness from `[apps.health]`, liveness from `[apps.liveness]`),
+each with its own tracker, so one probe's failures never count toward the other's threshold.
+"""
 
 from __future__ import annotations
 

@@ -39,9 +39,11 @@ class Probe(Protocol):
 
 @dataclass(frozen=True)
 class ProbeVerdict:
-    healthy: bool | None  # None until the first pass or the first unhealthy verdict
+    """Where one process's probe stands after a result. What a failed probe means is its role's: an instance
+    is not ready (`[apps.health]`) or is restarted (`[apps.liveness]`)."""
+
+    healthy: bool | None  # None until the first pass or the first failed verdict; False: the probe failed
     changed: bool  # `healthy` differs from the previous verdict
-    should_restart: bool  # liveness: failure_threshold consecutive counted failures
     last_error: str | None  # the latest failure's reason, None after a pass
 
 
@@ -49,8 +51,9 @@ class ProbeTracker:
     """Counts consecutive probe results for one process (pure state, no I/O).
 
     Docker's start-period rule: failures before `start_period` has elapsed since `started_at` are not
-    counted, unless the probe has passed once already. `should_restart` stays true on every failure from
-    the threshold on; the caller restarts the process and makes a fresh tracker for the new one.
+    counted, unless the probe has passed once already. `failure_threshold` consecutive counted failures make
+    the verdict unhealthy (level-triggered: every further failure is too), one pass makes it healthy again.
+    Each process gets a fresh tracker, and each probe of it (readiness, liveness) its own.
     """
 
     def __init__(self, health: HealthConfig, started_at: float) -> None:
@@ -78,16 +81,16 @@ class ProbeTracker:
             self._failures = 0
             self._healthy = True
             self._last_error = None
-            return ProbeVerdict(True, previous is not True, False, None)
+            return ProbeVerdict(True, previous is not True, None)
         self._last_error = result.error or "probe failed"
         in_start_period = now - self._started_at < self._start_period_s
         if in_start_period and previous is not True:
-            return ProbeVerdict(previous, False, False, self._last_error)
+            return ProbeVerdict(previous, False, self._last_error)
         self._failures += 1
         if self._failures < self._threshold:
-            return ProbeVerdict(previous, False, False, self._last_error)
+            return ProbeVerdict(previous, False, self._last_error)
         self._healthy = False
-        return ProbeVerdict(False, previous is not False, True, self._last_error)
+        return ProbeVerdict(False, previous is not False, self._last_error)
 
 
 def make_probe(health: HealthConfig, spec: LaunchSpec) -> Probe:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 import anyio
 import structlog
@@ -28,6 +28,7 @@ log = structlog.get_logger()
 S = AppState
 Goal = Literal["start", "stop", "restart", "retire"]
 _PUMP_DRAIN_BOUND_S = 2.0
+LIVENESS: Final = "liveness"  # the reason of a restart asked by the liveness probe
 
 
 class OutputSink(Protocol):
@@ -62,10 +63,14 @@ class Instance:
         self.child: ChildProcess | None = None
         self.spec: LaunchSpec | None = None  # of the current child; its env holds secrets: never logged
         self.restarts = 0
-        self.failures = 0  # consecutive early deaths
+        self.failures = 0  # consecutive early deaths and liveness restarts
+        # `failures` holds a liveness restart and the liveness probe has not passed since: until it does,
+        # reaching RUNNING does not reset the count (else a liveness loop could never become fatal)
+        self.awaiting_liveness_pass = False
         self.exit_code: int | None = None
         self.healthy: bool | None = None
-        self.last_probe_error: str | None = None
+        self.last_probe_error: str | None = None  # readiness
+        self.last_liveness_error: str | None = None
         self.started_at = 0.0  # anyio.current_time() of the current child's spawn
         self.retry_in_s: float | None = None  # in BACKOFF: the delay before the next spawn
         self._request: Request | None = None  # the wanted state; the latest request wins (retire excepted)
@@ -175,7 +180,7 @@ class Instance:
             if request.goal == "retire":
                 return
             if request.goal in ("start", "restart"):  # stop: already resting
-                self.failures = 0
+                self.failures, self.awaiting_liveness_pass = 0, False
                 if await self._run_until_rest() == "retire":
                     return
 
@@ -199,11 +204,13 @@ class Instance:
                 if ended.goal != "restart":
                     return ended.goal
                 restart_reason = ended.reason
+                if ended.reason == LIVENESS and not await self._after_liveness_stop():
+                    return None
                 continue
             decision = policy.decide_exit(exit_code=ended, policy=self.app.restart, was_running=self.state is S.RUNNING,
                                           uptime_s=anyio.current_time() - self.started_at, failures=self.failures,
                                           max_restarts=self.app.max_restarts, backoff=self.app.backoff,
-                                          draw=random.random())
+                                          draw=random.random(), awaiting_liveness_pass=self.awaiting_liveness_pass)
             self.failures = decision.failures
             if decision.outcome == "completed":
                 # STARTING|RUNNING -> COMPLETED: exit 0 and restart= does not restart it
@@ -217,11 +224,32 @@ class Instance:
             # STARTING|RUNNING -> BACKOFF: restart after the delay unless told to stop meanwhile
             self._transition(S.BACKOFF, reason=f"{describe_exit(ended)}, restart in {decision.delay_s:g}s",
                              delay_s=decision.delay_s)
-            with anyio.move_on_after(decision.delay_s):
-                while (request := await self._take_request()) is not None and request.goal == "start":
-                    pass  # already on its way up
-                self._request = request  # a stop is honoured, a restart just restarts now: both at the loop top
+            await self._sit_out_backoff(decision.delay_s)
             restart_reason = "crash"
+
+    async def _after_liveness_stop(self) -> bool:
+        """The liveness probe failed and its process is stopped: count it like an early death. False when the
+        instance is now FATAL; True once the backoff delay is over (or cut short by a request)."""
+        decision = policy.decide_liveness_failure(failures=self.failures, max_restarts=self.app.max_restarts,
+                                                  backoff=self.app.backoff, draw=random.random())
+        self.failures, self.awaiting_liveness_pass = decision.failures, True
+        error = self.last_liveness_error or "probe failed"
+        if decision.outcome == "fatal":
+            # STOPPING -> FATAL: one liveness restart past max_restarts
+            self._transition(S.FATAL, reason=f"liveness loop: {error}")
+            return False
+        # STOPPING -> BACKOFF: the new process waits the delay, as after an early death
+        self._transition(S.BACKOFF, reason=f"liveness failed: {error}, restart in {decision.delay_s:g}s",
+                         delay_s=decision.delay_s)
+        await self._sit_out_backoff(decision.delay_s)
+        return True
+
+    async def _sit_out_backoff(self, delay_s: float) -> None:
+        """Wait in BACKOFF; a request ends the wait and is left for the loop top (a start changes nothing)."""
+        with anyio.move_on_after(delay_s):
+            while (request := await self._take_request()) is not None and request.goal == "start":
+                pass  # already on its way up
+            self._request = request  # a stop is honoured, a restart just restarts now: both at the loop top
 
     def _spawn(self, restart_reason: str | None) -> ChildProcess | None:
         try:
@@ -237,7 +265,9 @@ class Instance:
         if restart_reason is not None:
             self.restarts += 1
         self.child, self.spec, self.started_at = child, spec, anyio.current_time()
-        self.exit_code, self.healthy, self.last_probe_error = None, None, None
+        self.exit_code, self.healthy, self.last_probe_error, self.last_liveness_error = None, None, None, None
+        if self.app.liveness is None:
+            self.awaiting_liveness_pass = False  # reloaded without a liveness probe: nothing could pass
         # STOPPED|COMPLETED|FATAL|BACKOFF -> STARTING: a new child is up; it is RUNNING after min_uptime
         self._transition(S.STARTING, reason="spawned", restart_reason=restart_reason)
         return child
@@ -279,20 +309,26 @@ class Instance:
             watchers.start_soon(wait_exit)
             watchers.start_soon(wait_request)
             watchers.start_soon(self._promote_after_min_uptime)
-            if self.app.health is not None and self.spec is not None:
+            if self.spec is not None and (self.app.health is not None or self.app.liveness is not None):
                 from omnitron.health.monitor import watch_probe
 
-                watchers.start_soon(watch_probe, self.app.health, self.spec, self._on_probe_verdict)
+                if self.app.health is not None:
+                    watchers.start_soon(watch_probe, self.app.health, self.spec, self._on_readiness_verdict)
+                if self.app.liveness is not None:
+                    watchers.start_soon(watch_probe, self.app.liveness, self.spec, self._on_liveness_verdict)
         if stopping is not None and child.is_alive:
             # STARTING|RUNNING -> STOPPING: stop_signal to the group, SIGKILL after kill_timeout
             self._transition(S.STOPPING, reason=stopping.reason)
             await process.stop(child, self.app.stop_signum, self.app.kill_timeout)
             self._after_exit(child)
-            # STOPPING -> STOPPED: the group is gone
-            self._transition(S.STOPPED, reason=stopping.reason)
+            if stopping.reason != LIVENESS:
+                # STOPPING -> STOPPED: the group is gone (a liveness restart goes on in _after_liveness_stop)
+                self._transition(S.STOPPED, reason=stopping.reason)
             return stopping
-        if stopping is not None:
-            self._request = stopping  # it exited on its own meanwhile: the request applies at the loop top
+        if stopping is not None and stopping.reason != LIVENESS:
+            # it exited on its own meanwhile: the request applies at the loop top (a liveness restart is moot:
+            # the exit is judged as any exit is)
+            self._request = stopping
         await process.stop(child, self.app.stop_signum, self.app.kill_timeout)  # what is left of the group
         self._after_exit(child)
         assert child.exit_code is not None
@@ -305,22 +341,37 @@ class Instance:
     async def _promote_after_min_uptime(self) -> None:
         await anyio.sleep(self.app.min_uptime)
         if self.state is S.STARTING:
-            self.failures = 0
-            # STARTING -> RUNNING: alive for min_uptime, a successful start; the failure count resets
+            if not self.awaiting_liveness_pass:
+                self.failures = 0
+            # STARTING -> RUNNING: alive for min_uptime, a successful start; the failure count resets, unless it
+            # holds a liveness restart: then only a liveness pass resets it
             self._transition(S.RUNNING, reason=f"up for {self.app.min_uptime:g}s")
 
-    def _on_probe_verdict(self, verdict: ProbeVerdict) -> bool:
-        """From the probe loop; False (stop probing) once the probe asked for a restart."""
+    def _on_readiness_verdict(self, verdict: ProbeVerdict) -> bool:
+        """From the readiness loop: `healthy` follows the verdicts; readiness never restarts anything."""
         self.last_probe_error = verdict.last_error
         if verdict.healthy is not None and verdict.healthy != self.healthy:
             self.healthy = verdict.healthy
             self._emit("health", healthy=verdict.healthy, reason=verdict.last_error)
             self._services.on_change(self)
-        if verdict.should_restart:
-            log.warning("probe_failed", app=self.app.name, instance=self.index, error=verdict.last_error)
-            self.request_restart("probe")
-            return False
         return True
+
+    def _on_liveness_verdict(self, verdict: ProbeVerdict) -> bool:
+        """From the liveness loop; False (stop probing) once it asked for a restart."""
+        if verdict.healthy is True:
+            self.last_liveness_error = None
+            if self.awaiting_liveness_pass:
+                # the liveness probe passes again: the liveness restarts before it no longer count
+                log.info("liveness_passed", app=self.app.name, instance=self.index, failures=self.failures)
+                self.failures, self.awaiting_liveness_pass = 0, False
+            return True
+        self.last_liveness_error = verdict.last_error
+        if verdict.healthy is not False:
+            return True
+        log.warning("liveness_failed", app=self.app.name, instance=self.index, error=verdict.last_error)
+        if self._request is None or self._request.goal == "start":
+            self.request_restart(LIVENESS)  # an operator's pending stop or restart wins over it
+        return False
 
     @property
     def is_resting(self) -> bool:

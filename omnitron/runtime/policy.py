@@ -51,19 +51,35 @@ def decide_exit(
     max_restarts: int,
     backoff: BackoffConfig,
     draw: float = 0.5,
+    awaiting_liveness_pass: bool = False,
 ) -> ExitDecision:
     """What follows an exit that nobody asked for.
 
     `was_running`: the instance had passed min_uptime, so this exit is not an early death: it does not count
     toward max_restarts and restarts at once (after `initial` if it lived under a second). `failures`:
     consecutive early deaths before this exit; early death n waits `backoff_delay(n)`. `draw` in [0, 1)
-    picks the jitter.
+    picks the jitter. `awaiting_liveness_pass`: `failures` holds a liveness restart and the liveness probe has
+    not passed since, so min_uptime alone is no successful start: the exit counts as an early death.
     """
     if not should_restart(exit_code, policy):
         return ExitDecision("completed" if exit_code == 0 else "fatal", failures)
-    if was_running:
+    if was_running and not awaiting_liveness_pass:
         delay = 0.0 if uptime_s >= IMMEDIATE_RESTART_MIN_UPTIME_S else backoff_delay(1, backoff, draw)
         return ExitDecision("restart", 0, delay)
+    return _count_failure(failures, max_restarts, backoff, draw)
+
+
+def decide_liveness_failure(*, failures: int, max_restarts: int, backoff: BackoffConfig,
+                            draw: float = 0.5) -> ExitDecision:
+    """What follows a failed liveness probe (its process already stopped): it counts like an early death,
+    whatever `restart` says and however long the process ran. `failures` is the consecutive count before it.
+    The outcome is never "completed"."""
+    return _count_failure(failures, max_restarts, backoff, draw)
+
+
+def _count_failure(failures: int, max_restarts: int, backoff: BackoffConfig, draw: float) -> ExitDecision:
+    """Failure n of a consecutive run (early death or liveness restart) waits `backoff_delay(n)`; past
+    `max_restarts` the instance is fatal."""
     failures += 1
     if failures > max_restarts:
         return ExitDecision("fatal", failures)

@@ -29,7 +29,9 @@ TRANSITIONS: Final[Mapping[AppState, frozenset[AppState]]] = {
     # BACKOFF -> STOPPED is supervisord's kill() shortcut: a stop never waits for a pending retry;
     # BACKOFF -> FATAL: the retry could not spawn
     S.BACKOFF: frozenset({S.STARTING, S.STOPPED, S.FATAL}),
-    S.STOPPING: frozenset({S.STOPPED}),
+    # STOPPING -> STOPPED for an asked-for stop; a liveness restart counts as a failure instead:
+    # -> BACKOFF before the new process, or -> FATAL past max_restarts
+    S.STOPPING: frozenset({S.STOPPED, S.BACKOFF, S.FATAL}),
 }
 
 RESTING_STATES: Final = frozenset({S.STOPPED, S.COMPLETED, S.FATAL})

@@ -255,6 +255,50 @@ async def test_stopping_goes_to_stopped_once_the_whole_group_is_gone(recorder: R
         assert not psutil.pid_exists(grandchild), "the grandchild (which ignores SIGTERM) was killed and reaped"
 
 
+def liveness_failing_while(flag: Path) -> dict[str, object]:
+    """A liveness probe (every 50 ms, `failure_threshold` 1) that fails while the file `flag` exists."""
+    return {"exec": ["test", "!", "-e", str(flag)], "interval": "50ms", "failure_threshold": 1}
+
+
+@edge(S.STOPPING, S.BACKOFF)
+async def test_stopping_goes_to_backoff_when_the_liveness_probe_failed(recorder: Recorder, tmp_path: Path) -> None:
+    fail = tmp_path / "fail"
+    app = app_config(tmp_path, READY, liveness=liveness_failing_while(fail), max_restarts=5,
+                     backoff={"initial": "60s", "max": "60s", "jitter": 0})
+    async with run_instance(app, recorder) as instance:
+        instance.request_start()
+        await recorder.until_state(S.RUNNING)
+        await recorder.until_line("READY")
+        fail.touch()
+        await recorder.until_state(S.BACKOFF)
+        assert recorder.states() == [S.STARTING, S.RUNNING, S.STOPPING, S.BACKOFF]
+        stopping, backoff = recorder.transitions_of()[2:]
+        assert stopping.reason == "liveness"
+        assert backoff.reason == "liveness failed: exit code 1, restart in 60s" and backoff.delay_s == 60.0
+        assert recorder.kinds() == ["start", "exit"], "no `stop` event: a liveness restart is downtime"
+        (pid,) = recorder.start_pids()
+        assert recorder.events_of(kind="exit")[0].exit_code == 0, "stopped gracefully: ready.py exits 0 on SIGTERM"
+        assert recorder.is_gone(pid) and not group_exists(pid)
+        assert (instance.failures, instance.awaiting_liveness_pass) == (1, True)
+
+
+@edge(S.STOPPING, S.FATAL)
+async def test_stopping_goes_to_fatal_when_a_liveness_restart_exceeds_max_restarts(
+        recorder: Recorder, tmp_path: Path) -> None:
+    fail = tmp_path / "fail"
+    app = app_config(tmp_path, READY, liveness=liveness_failing_while(fail), max_restarts=0, **SLOW_START)
+    async with run_instance(app, recorder) as instance:
+        instance.request_start()
+        await recorder.until_line("READY")
+        fail.touch()
+        await recorder.until_state(S.FATAL)
+        assert recorder.states() == [S.STARTING, S.STOPPING, S.FATAL]
+        assert recorder.kinds() == ["start", "exit", "fatal"]
+        assert recorder.events_of(kind="fatal")[0].reason == "liveness loop: exit code 1"
+        (pid,) = recorder.start_pids()
+        assert recorder.is_gone(pid) and not group_exists(pid) and instance.pid is None
+
+
 # --- from RUNNING -----------------------------------------------------------------------------------------
 
 

@@ -1,11 +1,11 @@
-"""Restart policy tables: backoff delays, which exits restart, and when a crash loop becomes fatal."""
+"""Restart policy tables: backoff delays, which exits restart, and when a crash or liveness loop becomes fatal."""
 
 from __future__ import annotations
 
 import pytest
 
 from omnitron.config.model import BackoffConfig
-from omnitron.runtime.policy import backoff_delay, decide_exit, should_restart
+from omnitron.runtime.policy import backoff_delay, decide_exit, decide_liveness_failure, should_restart
 
 SPEC = BackoffConfig(initial=0.1, max=1.0, factor=2.0, jitter=0.0)
 
@@ -80,3 +80,50 @@ def test_exits_that_are_not_restarted(code: int, policy: str, outcome: str) -> N
     decision = decide_exit(exit_code=code, policy=policy, was_running=True, uptime_s=60.0, failures=0,
                            max_restarts=5, backoff=SPEC)
     assert decision.outcome == outcome
+
+
+def test_liveness_failures_back_off_and_max_restarts_3_allows_3_liveness_restarts() -> None:
+    failures, outcomes, delays = 0, [], []
+    for _ in range(4):
+        decision = decide_liveness_failure(failures=failures, max_restarts=3, backoff=SPEC)
+        failures = decision.failures
+        outcomes.append(decision.outcome)
+        delays.append(decision.delay_s)
+    assert outcomes == ["restart", "restart", "restart", "fatal"]
+    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.0])
+    assert failures == 4
+
+
+def test_liveness_failures_and_early_deaths_count_in_one_run() -> None:
+    after_liveness = decide_liveness_failure(failures=0, max_restarts=2, backoff=SPEC)
+    after_death = decide_exit(exit_code=1, policy="always", was_running=False, uptime_s=0.1,
+                              failures=after_liveness.failures, max_restarts=2, backoff=SPEC)
+    last = decide_liveness_failure(failures=after_death.failures, max_restarts=2, backoff=SPEC)
+    assert [d.outcome for d in (after_liveness, after_death, last)] == ["restart", "restart", "fatal"]
+    assert after_death.delay_s == pytest.approx(0.2)
+
+
+def test_liveness_failure_jitters_like_an_early_death() -> None:
+    spec = BackoffConfig(initial=1.0, max=10.0, factor=2.0, jitter=0.1)
+    assert decide_liveness_failure(failures=1, max_restarts=5, backoff=spec, draw=0.0).delay_s == pytest.approx(1.8)
+
+
+def test_zero_max_restarts_makes_the_first_liveness_failure_fatal() -> None:
+    assert decide_liveness_failure(failures=0, max_restarts=0, backoff=SPEC).outcome == "fatal"
+
+
+def test_exit_after_min_uptime_counts_as_early_death_while_awaiting_a_liveness_pass() -> None:
+    # the process restarted by liveness reached min_uptime, but the liveness probe has not passed since
+    decision = decide_exit(exit_code=1, policy="always", was_running=True, uptime_s=60.0, failures=2,
+                           max_restarts=5, backoff=SPEC, awaiting_liveness_pass=True)
+    assert (decision.outcome, decision.failures) == ("restart", 3)
+    assert decision.delay_s == pytest.approx(0.4)
+    fatal = decide_exit(exit_code=1, policy="always", was_running=True, uptime_s=60.0, failures=5,
+                        max_restarts=5, backoff=SPEC, awaiting_liveness_pass=True)
+    assert fatal.outcome == "fatal"
+
+
+def test_awaiting_a_liveness_pass_does_not_change_exits_that_are_not_restarted() -> None:
+    decision = decide_exit(exit_code=0, policy="on-failure", was_running=True, uptime_s=60.0, failures=2,
+                           max_restarts=5, backoff=SPEC, awaiting_liveness_pass=True)
+    assert (decision.outcome, decision.failures) == ("completed", 2)

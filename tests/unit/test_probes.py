@@ -35,7 +35,7 @@ def test_first_pass_marks_healthy_and_changed() -> None:
     tracker = ProbeTracker(health(), started_at=100.0)
     assert tracker.healthy is None
     verdict = tracker.record(PASS, 101.0)
-    assert verdict == ProbeVerdict(healthy=True, changed=True, should_restart=False, last_error=None)
+    assert verdict == ProbeVerdict(healthy=True, changed=True, last_error=None)
     assert tracker.record(PASS, 102.0).changed is False
 
 
@@ -43,7 +43,7 @@ def test_failures_inside_start_period_are_not_counted() -> None:
     tracker = ProbeTracker(health(start_period=10.0), started_at=100.0)
     verdicts = run(tracker, [(101.0, FAIL), (103.0, FAIL), (105.0, FAIL), (109.9, FAIL)])
     assert [v.healthy for v in verdicts] == [None, None, None, None]
-    assert not any(v.should_restart or v.changed for v in verdicts)
+    assert not any(v.healthy is False or v.changed for v in verdicts)
     # the reason is still reported, for /readyz
     assert verdicts[-1].last_error == "connection refused"
 
@@ -52,7 +52,7 @@ def test_failures_after_start_period_reach_threshold() -> None:
     tracker = ProbeTracker(health(start_period=10.0, failure_threshold=3), started_at=100.0)
     verdicts = run(tracker, [(105.0, FAIL), (110.0, FAIL), (111.0, FAIL), (112.0, FAIL)])
     assert [v.healthy for v in verdicts] == [None, None, None, False]
-    assert [v.should_restart for v in verdicts] == [False, False, False, True]
+    assert [v.healthy is False for v in verdicts] == [False, False, False, True]
     assert [v.changed for v in verdicts] == [False, False, False, True]
 
 
@@ -60,7 +60,7 @@ def test_a_pass_ends_the_start_period_so_failures_count_at_once() -> None:
     tracker = ProbeTracker(health(start_period=60.0, failure_threshold=2), started_at=0.0)
     verdicts = run(tracker, [(1.0, PASS), (2.0, FAIL), (3.0, FAIL)])
     assert [v.healthy for v in verdicts] == [True, True, False]
-    assert [v.should_restart for v in verdicts] == [False, False, True]
+    assert [v.healthy is False for v in verdicts] == [False, False, True]
     assert verdicts[1].last_error == "connection refused"
 
 
@@ -68,15 +68,15 @@ def test_a_pass_resets_the_consecutive_count() -> None:
     tracker = ProbeTracker(health(start_period=0.0, failure_threshold=2), started_at=0.0)
     verdicts = run(tracker, [(1.0, PASS), (2.0, FAIL), (3.0, PASS), (4.0, FAIL), (5.0, PASS)])
     assert [v.healthy for v in verdicts] == [True] * 5
-    assert not any(v.should_restart for v in verdicts)
+    assert not any(v.healthy is False for v in verdicts)
 
 
 def test_recovery_after_unhealthy_is_a_change() -> None:
     tracker = ProbeTracker(health(start_period=0.0, failure_threshold=1), started_at=0.0)
     verdicts = run(tracker, [(1.0, PASS), (2.0, FAIL), (3.0, FAIL), (4.0, PASS)])
     assert [(v.healthy, v.changed) for v in verdicts] == [(True, True), (False, True), (False, False), (True, True)]
-    # level-triggered: every failure past the threshold still asks for a restart
-    assert [v.should_restart for v in verdicts] == [False, True, True, False]
+    # level-triggered: every failure past the threshold is a failed verdict (a liveness probe restarts on it)
+    assert [v.healthy is False for v in verdicts] == [False, True, True, False]
     assert verdicts[-1].last_error is None and tracker.last_error is None
 
 
