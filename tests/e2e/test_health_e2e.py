@@ -21,7 +21,17 @@ def argv(name: str, *args: object) -> str:
     return json.dumps([sys.executable, "-u", str(APPS / name), *(str(a) for a in args)])
 
 
-def http_app(fail_file: Path, port: int, *, threshold: int = 2, start_period: str = "0s", extra: str = "") -> str:
+def http_app(fail_file: Path, port: int, *, threshold: int = 2, start_period: str = "0s", extra: str = "",
+             probes: tuple[str, ...] = ("health",)) -> str:
+    """The http_app, failing /health while `fail_file` exists, probed by each of `probes` (health, liveness)."""
+    tables = "".join(f"""
+        [apps.{probe}]
+        http = "http://127.0.0.1:${{PORT}}/health"
+        interval = "100ms"
+        timeout = "1s"
+        failure_threshold = {threshold}
+        start_period = "{start_period}"
+    """ for probe in probes)
     return f"""
         [[apps]]
         name = "web"
@@ -29,13 +39,7 @@ def http_app(fail_file: Path, port: int, *, threshold: int = 2, start_period: st
         port = {port}
         min_uptime = "100ms"
         {extra}
-        [apps.health]
-        http = "http://127.0.0.1:${{PORT}}/health"
-        interval = "100ms"
-        timeout = "1s"
-        failure_threshold = {threshold}
-        start_period = "{start_period}"
-    """
+    """ + tables
 
 
 def free_port() -> int:
@@ -46,7 +50,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_readiness_follows_the_probe_and_liveness_restarts(run_daemon: RunDaemon, tmp_path: Path) -> None:
+def test_readiness_follows_the_probe_and_never_restarts(run_daemon: RunDaemon, tmp_path: Path) -> None:
     fail = tmp_path / "fail"
     daemon = run_daemon(http_app(fail, free_port(), threshold=3))
     wait_for(lambda: daemon.http("/readyz")[0] == 200, describe=daemon.describe)
@@ -55,23 +59,89 @@ def test_readiness_follows_the_probe_and_liveness_restarts(run_daemon: RunDaemon
     # while it fails but before the threshold: 503 with the probe's last error
     wait_for(lambda: (r := daemon.http("/readyz"))[0] == 503 and "probe failing: HTTP 500" in r[1],
              describe=daemon.describe)
-    # failure_threshold consecutive failures: the instance is restarted (a new PID), counted as a restart
-    wait_for(lambda: daemon.instances("web")[0]["restarts"] >= 1, describe=daemon.describe)
+    # failure_threshold consecutive failures: unhealthy, and nothing else (a readiness probe never restarts)
+    wait_for(lambda: any(e.get("healthy") is False for e in daemon.events("health_changed")),
+             describe=daemon.describe)
     fail.unlink()
     wait_for(lambda: daemon.http("/readyz")[0] == 200, describe=daemon.describe)
-    assert daemon.instances("web")[0]["pid"] != first_pid
-    assert not psutil.pid_exists(first_pid)
-    assert any(e.get("healthy") is False for e in daemon.events("health_changed"))
+    (web,) = daemon.instances("web")
+    assert (web["pid"], web["restarts"]) == (first_pid, 0)
+    assert not daemon.events("instance_restarting") and not daemon.events("liveness_failed")
+
+
+def test_liveness_restarts_until_fatal_while_a_failing_readiness_probe_never_restarts(
+        run_daemon: RunDaemon, tmp_path: Path, home: Path) -> None:
+    """One daemon, two apps: `ready` fails its exec readiness probe for as long as the test runs and is never
+    restarted; `live` fails its liveness probe and is restarted with backoff until it is fatal."""
+    checks, live_fail = tmp_path / "readiness-checks", tmp_path / "live-fail"
+    readiness_probe = json.dumps(["sh", "-c", f"echo x >> '{checks}'; exit 1"])
+    daemon = run_daemon(f"""
+        [[apps]]
+        name = "ready"
+        command = {app_argv("ready.py")}
+        min_uptime = "100ms"
+        [apps.health]
+        exec = {readiness_probe}
+        interval = "100ms"
+        failure_threshold = 1
+
+        [[apps]]
+        name = "live"
+        command = {app_argv("http_app.py", "--fail-file", live_fail)}
+        port = {free_port()}
+        min_uptime = "100ms"
+        max_restarts = 2
+        backoff = {{ initial = "100ms", max = "1s", factor = 2, jitter = 0 }}
+        [apps.liveness]
+        http = "http://127.0.0.1:${{PORT}}/health"
+        interval = "100ms"
+        failure_threshold = 2
+    """)
+    daemon.wait_states("live", "running")
+    (ready,) = daemon.wait_states("ready", "running")
+
+    def not_ready() -> dict[str, str]:
+        status, body = daemon.http("/readyz")
+        return {i["app"]: i["reason"] for i in json.loads(body)["not_ready"]} if status == 503 else {}
+
+    wait_for(lambda: not_ready() == {"ready": "probe failing: exit code 1"}, describe=daemon.describe)
+    live_fail.touch()
+    (live,) = daemon.wait_states("live", "fatal")
+    assert live["restarts"] == 2
+    restarting = [e for e in daemon.events("instance_restarting") if e["app"] == "live"]
+    assert [e["reason"] for e in restarting] == ["liveness", "liveness"]
+    assert len([e for e in daemon.events("liveness_failed") if e["app"] == "live"]) == 3
+    backoffs = [e for e in daemon.events("state_changed") if e["app"] == "live" and e["state"] == "backoff"]
+    assert [e["delay_s"] for e in backoffs] == [0.1, 0.2]
+    assert [e["previous"] for e in backoffs] == ["stopping", "stopping"]
+    wait_for(lambda: not_ready().get("live") == "fatal: liveness loop: HTTP 500", describe=daemon.describe)
+    # the readiness probe has failed for many more intervals meanwhile: the same process, never restarted
+    counted = len(checks.read_text().splitlines())
+    wait_for(lambda: len(checks.read_text().splitlines()) >= counted + 5, describe=daemon.describe)
+    (still,) = daemon.instances("ready")
+    assert (still["pid"], still["restarts"], still["state"]) == (ready["pid"], 0, "running")
+    assert psutil.pid_exists(ready["pid"])
+    assert not [e for e in daemon.events("instance_restarting") if e["app"] == "ready"]
+
+    def history() -> list[dict[str, object]]:
+        result = cli("history", "live", "--json", "-n", "100", home=home)
+        assert result.returncode == 0, result.stderr
+        events: list[dict[str, object]] = json.loads(result.stdout)["events"]
+        return events
+
+    # history.db: each restart with its reason, then the fatal
+    wait_for(lambda: any(e["kind"] == "fatal" for e in history()), describe=daemon.describe)
+    assert [e["reason"] for e in history() if e["kind"] == "restart"] == ["liveness", "liveness"]
 
 
 def test_start_period_failures_are_not_counted(run_daemon: RunDaemon, tmp_path: Path) -> None:
     fail = tmp_path / "fail"
     fail.touch()
-    daemon = run_daemon(http_app(fail, free_port(), threshold=1, start_period="60s"))
+    daemon = run_daemon(http_app(fail, free_port(), threshold=1, start_period="60s", probes=("health", "liveness")))
     wait_for(lambda: len(daemon.events("health_changed")) > 0 or
              "probe failing" in daemon.http("/readyz")[1], describe=daemon.describe)
     assert daemon.instances("web")[0]["restarts"] == 0
-    assert not daemon.events("probe_failed")
+    assert not daemon.events("liveness_failed")
     fail.unlink()
     wait_for(lambda: daemon.http("/readyz")[0] == 200, describe=daemon.describe)
 
