@@ -175,3 +175,11 @@ def shutdown_warnings(apps: Sequence[AppConfig], shutdown_timeout_s: float) -> l
             f"shutdown_timeout = {shutdown_timeout_s:g}s: a slow shutdown ends in SIGKILL; raise "
             "[daemon] shutdown_timeout (and keep the platform's grace period above it) or lower kill_timeout"]
 
+
+
+def readiness_only_notices(apps: Sequence[AppConfig]) -> list[str]:
+    """For `check` only: an app with `[apps.health]` and no `[apps.liveness]` was restarted by its probe before
+    the two were split; say once per app what changed and how to keep the restart."""
+    return [f"notice: apps[{index}] ({app.name}): [apps.health] is readiness only and no longer restarts the app; "
+            "add [apps.liveness] with the same keys to keep restarting it when the probe fails"
+            for index, app in enumerate(apps) if app.health is not None and app.liveness is None]

@@ -40,6 +40,7 @@ ecosystem = define_ecosystem(
                 "failure_threshold": 3,
                 "start_period": "10s",
             },
+            "liveness": {"tcp": "${PORT}", "interval": 10, "start_period": "30s"},
         },
         {
             "name": "worker",

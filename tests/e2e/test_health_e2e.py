@@ -67,6 +67,7 @@ def test_readiness_follows_the_probe_and_never_restarts(run_daemon: RunDaemon, t
     (web,) = daemon.instances("web")
     assert (web["pid"], web["restarts"]) == (first_pid, 0)
     assert not daemon.events("instance_restarting") and not daemon.events("liveness_failed")
+    assert "no longer restarts" not in daemon.output(), "the migration notice is `check`'s alone"
 
 
 def test_liveness_restarts_until_fatal_while_a_failing_readiness_probe_never_restarts(

@@ -29,7 +29,10 @@ def check(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None
 def test_valid_config_prints_ok_with_counts(ext: str) -> None:
     path = CONFIGS / f"issue_2_full.{ext}"
     result = check("-c", str(path))
-    assert (result.returncode, result.stderr) == (0, "")
+    # the worker's probe is readiness only, which an old config relied on to restart it: one notice line
+    notice = (f"{path}: notice: apps[2] (worker): [apps.health] is readiness only and no longer restarts the app; "
+              "add [apps.liveness] with the same keys to keep restarting it when the probe fails\n")
+    assert (result.returncode, result.stderr) == (0, notice)
     assert result.stdout == f"{path}: OK (3 apps, 4 instances)\n"
 
 
@@ -98,3 +101,21 @@ def test_check_warns_when_the_stop_chain_outlasts_shutdown_timeout(tmp_path: Pat
     assert result.returncode == 0
     (warning,) = result.stderr.splitlines()
     assert "add up to 13s" in warning and "shutdown_timeout = 10s" in warning and "grace period" in warning
+
+
+def test_check_gives_one_notice_per_app_whose_health_probe_no_longer_restarts_it(tmp_path: Path) -> None:
+    path = tmp_path / "omnitron.toml"
+    path.write_text('[[apps]]\nname = "api"\ncommand = "run"\n[apps.health]\ntcp = 8000\n\n'
+                    '[[apps]]\nname = "kept"\ncommand = "run"\n[apps.health]\ntcp = 8001\n'
+                    '[apps.liveness]\ntcp = 8001\n\n'
+                    '[[apps]]\nname = "live"\ncommand = "run"\nliveness = { tcp = 8002 }\n\n'
+                    '[[apps]]\nname = "plain"\ncommand = "run"\n\n'
+                    '[[apps]]\nname = "db"\ncommand = "run"\nhealth = { exec = "pg_isready" }\n')
+    result = check("-c", str(path))
+    assert (result.returncode, result.stdout) == (0, f"{path}: OK (5 apps, 5 instances)\n")
+    assert result.stderr.splitlines() == [
+        f"{path}: notice: apps[0] (api): [apps.health] is readiness only and no longer restarts the app; add "
+        "[apps.liveness] with the same keys to keep restarting it when the probe fails",
+        f"{path}: notice: apps[4] (db): [apps.health] is readiness only and no longer restarts the app; add "
+        "[apps.liveness] with the same keys to keep restarting it when the probe fails",
+    ]

@@ -101,6 +101,7 @@ def test_three_formats_load_to_the_same_model() -> None:
     api = ecosystem.apps[1]
     assert api.argv()[1] == str(CONFIGS.parent / "apps" / "ready.py")
     assert (api.min_uptime, api.backoff.initial, api.max_memory) == (5.0, 0.1, 512_000_000)
+    assert api.liveness is not None and (api.liveness.tcp, api.liveness.start_period) == ("${PORT}", 30.0)
     assert ecosystem.daemon.logs.max_size == 1024 * 1024
     assert ecosystem.infra.migrate == [["python", "-c", "print(2)"]]
 
@@ -382,6 +383,8 @@ def test_contract_example_is_valid() -> None:
     assert api is not None
     assert api.env == {"LOG_LEVEL": "info", "DB": "pg://x"}
     assert api.depends_on == {"migrate": "completed", "cache": "healthy"}
+    assert api.health is not None and api.health.http == "http://127.0.0.1:${PORT}/health"
+    assert api.liveness is not None and api.liveness.http == "http://127.0.0.1:${PORT}/live"
     assert dependency_order(ecosystem) == [["migrate", "cache"], ["api"]]
 
 
