@@ -1,4 +1,10 @@
-"""Demo API: a small Starlette app serving /health and / on $PORT (one process per instance)."""
+"""Demo API: a small Starlette app serving /health (readiness), /live (liveness) and / on $PORT (one process per
+instance).
+
+/health is where an app would check what it needs to serve (its database, a cache): failing it takes the
+instance out of /readyz and never restarts it. /live only says the process still answers: failing it gets
+the instance restarted, so it must not depend on anything outside the process.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +23,15 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "instance": INSTANCE})
 
 
+async def live(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "alive", "instance": INSTANCE})
+
+
 async def hello(request: Request) -> JSONResponse:
     return JSONResponse({"hello": "from omnitron", "instance": INSTANCE, "pid": os.getpid()})
 
 
-app = Starlette(routes=[Route("/health", health), Route("/", hello)])
+app = Starlette(routes=[Route("/health", health), Route("/live", live), Route("/", hello)])
 
 if __name__ == "__main__":
     # 0.0.0.0: inside a container the platform's router reaches the app from outside the loopback.

@@ -150,6 +150,17 @@ def wait_ready(unshare: subprocess.Popen[bytes], port: int, output: Path) -> Non
     )
 
 
+def demo_liveness_path() -> str:
+    """The path of the demo web app's liveness probe, which must answer or the app would restart in a loop."""
+    from urllib.parse import urlsplit
+
+    from omnitron.config.load import load_config
+
+    app = load_config(DEMO_CONFIG, environ={}).ecosystem.app(demo_web_app().name)
+    assert app is not None and app.liveness is not None and app.liveness.http, "the demo API has no http liveness"
+    return urlsplit(app.liveness.http).path
+
+
 def outside_address() -> str | None:
     """A non-loopback IPv4 address of this host: where `docker run -p` or a platform's router connects."""
     for addresses in psutil.net_if_addrs().values():
@@ -167,6 +178,9 @@ def test_image_cmd_as_pid_1_gets_ready_and_exits_0_on_sigterm(
     daemon = pid_one(unshare)
     wait_ready(unshare, port, output)
     assert http_status(port, "/healthz") == 200
+    web, liveness = demo_web_app(), demo_liveness_path()
+    for instance in range(web.instances):
+        assert http_status(web.port + instance, liveness) == 200, f"{web.name}:{instance}: its liveness probe fails"
 
     _, workdir, healthcheck = image_command()
     probe = subprocess.run(healthcheck, cwd=workdir, env=env, capture_output=True, text=True, timeout=15)
