@@ -15,6 +15,9 @@ _POLL_S = 0.02
 
 def cmd_up(args: argparse.Namespace) -> int:
     if args.foreground:
+        from omnitron.runtime import signals
+
+        signals.install()  # first: no signal may find the daemon with a default action while it starts
         from omnitron.runtime.daemon import run_foreground
 
         code = run_foreground(args.config)

@@ -7,6 +7,7 @@ StdoutWriter, so the cost per line is a few C-level byte operations, not Python 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -64,6 +65,9 @@ class OutputRouter:
         self.default_logs = default_logs
         self.is_colour = fmt == "console" and writer.isatty()
         self._files: dict[Path, _SharedFile] = {}
+        # Detached (`omnitron up`), the daemon's stdout and stderr are logs/omnitron.log: `reopen` points them at
+        # a new file there too. Noted now, because by the time of a reopen the path names another file.
+        self._daemon_log_fds = _fds_writing(home.daemon_log, (writer.fd, 2))
 
     def __repr__(self) -> str:
         return f"<OutputRouter {self.fmt} files={len(self._files)}>"
@@ -82,6 +86,27 @@ class OutputRouter:
         shared.users += 1
         return InstanceOutput(self, app, instance, shared.file)
 
+    def reopen(self) -> list[str]:
+        """Close and open again every log file the daemon writes (SIGUSR1, after an external logrotate moved
+        them): from now on lines go to a file at the old path. Returns the paths reopened."""
+        paths = []
+        for shared in self._files.values():
+            shared.file.close()
+            shared.file.open()  # a failure is reported (log_write_failed) and retried by the next writes
+            paths.append(str(shared.file.path))
+        if self._daemon_log_fds:
+            path = self.home.daemon_log
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as error:
+                _report_file_event("log_reopen_failed", {"path": path, "error": error.strerror or str(error)})
+            else:
+                for target in self._daemon_log_fds:
+                    os.dup2(fd, target)  # atomic: a write in flight lands in the old file, the next in the new
+                os.close(fd)
+                paths.append(path)
+        return paths
+
     def close(self) -> None:
         """Close every log file (daemon shutdown)."""
         for shared in self._files.values():
@@ -96,6 +121,23 @@ class OutputRouter:
         if shared.users <= 0:
             file.close()
             del self._files[file.path]
+
+
+def _fds_writing(path: str, fds: tuple[int, ...]) -> tuple[int, ...]:
+    """Those of `fds` that are open on the file at `path`."""
+    try:
+        target = os.stat(path)
+    except OSError:
+        return ()
+    found = []
+    for fd in fds:
+        try:
+            stat = os.fstat(fd)
+        except OSError:
+            continue
+        if (stat.st_dev, stat.st_ino) == (target.st_dev, target.st_ino):
+            found.append(fd)
+    return tuple(found)
 
 
 class InstanceOutput:

@@ -24,6 +24,7 @@ from omnitron.home.statefile import StateDocument, StateWriter, read_state
 from omnitron.http.sockets import bind_control_socket, bind_tcp, remove_control_socket
 from omnitron.output.capture import OutputRouter
 from omnitron.output.stdout_writer import StdoutWriter
+from omnitron.runtime import signals
 from omnitron.runtime.events import Event, EventRecorder
 from omnitron.runtime.exit_rule import ExitRule
 from omnitron.runtime.launch import Launcher
@@ -144,7 +145,7 @@ class Daemon:
                      health_sock: socket.socket, control_sock: socket.socket) -> None:
         reaper = OrphanReaper()
         async with anyio.create_task_group() as tg:
-            await tg.start(self._handle_signals, reaper, tg)
+            await tg.start(self._handle_signals, reaper, router, tg)
             self._supervisor = Supervisor(self.loaded, tg, open_output=router.open_instance,
                                           launch=Launcher(self.home), events=events, sampler=self.sampler)
             self.supervisor.add_listener(lambda _instance: state.mark_dirty())
@@ -186,23 +187,40 @@ class Daemon:
                 tg.start_soon(server.serve)
             task_status.started(servers)
 
-    async def _handle_signals(self, reaper: OrphanReaper, tg: anyio.abc.TaskGroup, *,
+    async def _handle_signals(self, reaper: OrphanReaper, router: OutputRouter, tg: anyio.abc.TaskGroup, *,
                               task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD) as signals:
-            task_status.started()
-            async for signum in signals:
-                if signum == signal.SIGCHLD:
-                    reaper.on_sigchld()
-                elif signum == signal.SIGHUP:
-                    tg.start_soon(self._reload_on_signal)
-                elif self.shutting_down:
-                    # A second SIGTERM/SIGINT: no more waiting, every group gets SIGKILL now.
-                    log.warning("shutdown_forced", signal=signal.Signals(signum).name)
-                    self.exit_code = 1
-                    self.supervisor.kill_all()
-                else:
-                    log.info("signal_received", signal=signal.Signals(signum).name)
-                    self.request_shutdown()
+        """The one signal receiver: TERM/INT/QUIT stop, HUP reloads, USR1 reopens the log files, CHLD reaps.
+
+        Every other signal was set to be ignored when `up --foreground` began (runtime/signals.py); a stop
+        signal that came before this receiver is handled first.
+        """
+        try:
+            with anyio.open_signal_receiver(*signals.RECEIVED) as received:
+                task_status.started()
+                for signum in signals.take_early_stops():
+                    self._on_signal(signum, reaper, router, tg)
+                async for signum in received:
+                    self._on_signal(signum, reaper, router, tg)
+        finally:
+            signals.ignore_after_receiver()
+
+    def _on_signal(self, signum: int, reaper: OrphanReaper, router: OutputRouter, tg: anyio.abc.TaskGroup) -> None:
+        if signum == signal.SIGCHLD:
+            reaper.on_sigchld()
+        elif signum == signals.RELOAD:
+            tg.start_soon(self._reload_on_signal)
+        elif signum == signals.REOPEN_LOGS:
+            paths = router.reopen()
+            log.info("log_files_reopened", signal="SIGUSR1", count=len(paths), paths=paths)
+        elif self.shutting_down:
+            # A second SIGTERM/SIGINT/SIGQUIT: no more waiting, every group gets SIGKILL now.
+            log.warning("shutdown_forced", signal=signal.Signals(signum).name)
+            self.exit_code = 1
+            if self._supervisor is not None:  # None: both came before start-up was over, nothing runs yet
+                self.supervisor.kill_all()
+        else:
+            log.info("signal_received", signal=signal.Signals(signum).name)
+            self.request_shutdown()
 
     async def _reload_on_signal(self) -> None:
         try:

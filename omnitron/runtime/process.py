@@ -4,7 +4,8 @@ Every process the daemon starts (app instances, exec probes) goes through here, 
 owner of three rules:
 
 - Spawn: a new session (so the child leads its own process group, which reaches its grandchildren), stdin
-  from /dev/null, stdout and stderr to pipes, only the fds the spec names inherited. The exit is seen at once
+  from /dev/null, stdout and stderr to pipes, only the fds the spec names inherited, every signal at its
+  default disposition and unblocked (none of what the daemon ignores is inherited). The exit is seen at once
   through a pidfd in the event loop: no polling, no thread per child. The reaper leaves these PIDs alone.
 - Signalling a group is safe while its leader is an unreaped zombie, and also after: a process group lives
   exactly as long as one of its members does, and Linux does not hand out a PID while a live group still
@@ -29,6 +30,8 @@ import anyio
 import psutil
 from anyio import EndOfStream
 from anyio.abc import ByteReceiveStream
+
+from omnitron.runtime.signals import children_mask
 
 READ_CHUNK: Final = 256 * 1024
 _GROUP_POLL_S: Final = 0.02  # only while a group is being stopped: a group has no fd to wait on
@@ -199,17 +202,21 @@ def spawn(spec: LaunchSpec) -> ChildProcess:
     Raises OSError (FileNotFoundError, PermissionError, NotADirectoryError) when the program cannot be run,
     ValueError for arguments the OS cannot take (an embedded NUL).
     """
-    popen = subprocess.Popen(
-        list(spec.argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(spec.env),
-        cwd=spec.cwd,
-        start_new_session=True,
-        close_fds=True,
-        pass_fds=spec.pass_fds,
-    )
+    # The child gets default signal dispositions and an empty mask, whatever the daemon ignores: execve resets
+    # caught signals, restore_signals the SIG_IGN ones, children_mask the blocked ones (runtime/signals.py).
+    with children_mask():
+        popen = subprocess.Popen(
+            list(spec.argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(spec.env),
+            cwd=spec.cwd,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=spec.pass_fds,
+            restore_signals=True,
+        )
     return ChildProcess(popen)
 
 
