@@ -29,7 +29,8 @@ COMMAND_MODULES = (
 COMMAND_OWNERS = {
     "up": "omnitron.cli.daemon_cmds",
     "down": "omnitron.cli.daemon_cmds",
-    **dict.fromkeys(("status", "start", "stop", "restart", "scale", "reload", "probe"), "omnitron.cli.control_cmds"),
+    **dict.fromkeys(("status", "start", "stop", "restart", "signal", "scale", "reload", "probe"),
+                    "omnitron.cli.control_cmds"),
     "check": "omnitron.cli.check_cmd",
     "logs": "omnitron.cli.logs_cmd",
     "secrets": "omnitron.cli.secrets_cmd",

@@ -198,6 +198,10 @@ class ControlClient:
         """`start`, `stop` or `restart` one instance or (instance None) every instance of `app`."""
         return self.call("POST", f"/v1/apps/{quote(app)}/{action}", {"instance": instance}, ACTION_TIMEOUT_S)
 
+    def signal(self, app: str, instance: int | None, signum: int) -> JSONObject:
+        """Send signum to `app`'s instances (or one); the daemon answers at once with the PIDs it went to."""
+        return self.call("POST", f"/v1/apps/{quote(app)}/signal", {"instance": instance, "signal": signum})
+
     def scale(self, app: str, count: int) -> JSONObject:
         return self.call("POST", f"/v1/apps/{quote(app)}/scale", {"count": count}, ACTION_TIMEOUT_S)
 

@@ -1,4 +1,4 @@
-"""CLI commands that talk to a running daemon: status, start, stop, restart, scale, reload and probe.
+"""CLI commands that talk to a running daemon: status, start, stop, restart, signal, scale, reload and probe.
 
 Import-time cost matters here (`omnitron status` should start in tens of milliseconds): this module imports
 only argparse-level things; the stdlib-only client is imported inside the handlers.
@@ -110,6 +110,41 @@ def cmd_action(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def parse_signal(text: str) -> int:
+    """`USR1`, `SIGUSR1`, `usr1`, `10`, `RTMIN+2` or `RTMAX-1` -> the signal number; UsageError (exit 2) else."""
+    import signal
+
+    word = text.strip().upper()
+    number: int | None = None
+    if word.isascii() and word.isdigit():
+        number = int(word)
+    else:
+        name = word.removeprefix("SIG")
+        base, sign, offset = name.partition("+") if "+" in name else name.partition("-")
+        if base in ("RTMIN", "RTMAX") and (not sign or (offset.isascii() and offset.isdigit())):
+            start = signal.SIGRTMIN if base == "RTMIN" else signal.SIGRTMAX
+            number = start + (int(offset) if sign == "+" else -int(offset) if sign else 0)
+        elif name.isascii() and name.isalnum():
+            member = signal.Signals.__members__.get("SIG" + name)
+            number = None if member is None else int(member)
+    if number is None or number not in signal.valid_signals():
+        raise UsageError(
+            f"unknown signal {text!r}",
+            fix=f"give a name such as USR1 or SIGUSR1, or a number 1-{signal.SIGRTMAX}; `kill -l` lists them",
+        )
+    return number
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    app, instance = _target(args.target)
+    signum = parse_signal(args.signal)  # before asking the daemon: a typo is exit 2 with or without one
+    document = _client().signal(app, instance, signum)
+    pids = ", ".join(str(pid) for pid in document.get("pids", []))
+    where = app if instance is None else f"{app}:{instance}"
+    _say(f"{where}: sent {document.get('signal_name', signum)} ({signum}) to the process group of pid {pids}")
+    return ExitCode.OK
+
+
 def cmd_scale(args: argparse.Namespace) -> int:
     _client().scale(args.app, args.count)
     _say(f"{args.app}: scaled to {_plural(args.count)}")
@@ -208,6 +243,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         )
         parser.add_argument("target", metavar="APP[:N]", help="an app, or one instance of it (e.g. api:1)")
         parser.set_defaults(handler=cmd_action, action=action)
+
+    sig = subparsers.add_parser(
+        "signal",
+        help="send a signal to the process group of every instance of APP (or of APP:N)",
+        description="Send SIG to the process group of each selected instance that has a process: a name "
+        "(USR1, SIGUSR1, RTMIN+1) or a number. Exit 2 for an unknown signal, 1 when no selected instance has "
+        "a process.",
+    )
+    sig.add_argument("target", metavar="APP[:N]", help="an app, or one instance of it (e.g. api:1)")
+    sig.add_argument("signal", metavar="SIG", help="USR1, SIGUSR1, HUP, 10, ...")
+    sig.set_defaults(handler=cmd_signal)
 
     scale = subparsers.add_parser("scale", help="set the number of instances of APP")
     scale.add_argument("app", metavar="APP")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
@@ -21,6 +22,7 @@ from starlette.routing import Route
 from omnitron import __version__
 from omnitron.errors import ConfigError, ExitCode, OmnitronError, UsageError
 from omnitron.http.control_api import ControlTarget
+from omnitron.runtime.process import signal_name
 from omnitron.runtime.snapshot import DaemonSnapshot
 
 log = structlog.get_logger()
@@ -128,6 +130,17 @@ def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapsh
         await method(app, instance)
         return JSONResponse(app_view(app))
 
+    async def send_signal(request: Request) -> Response:
+        app: str = request.path_params["name"]
+        body = await _json_body(request)
+        instance = _optional_count(body, "instance")
+        signum = body.get("signal")
+        if isinstance(signum, bool) or not isinstance(signum, int) or signum not in signal.valid_signals():
+            raise UsageError(f"signal must be a signal number, got {signum!r}", fix='send {"signal": 10}')
+        pids = await target.signal(app, instance, signum)
+        return JSONResponse({"app": app, "instance": instance, "signal": signum,
+                             "signal_name": signal_name(signum), "pids": pids})
+
     async def scale(request: Request) -> Response:
         app: str = request.path_params["name"]
         count = _optional_count(await _json_body(request), "count")
@@ -155,6 +168,7 @@ def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapsh
             route("/v1/ping", ping, "GET"),
             route("/v1/status", status, "GET"),
             route("/v1/apps/{name}/scale", scale, "POST"),
+            route("/v1/apps/{name}/signal", send_signal, "POST"),
             route("/v1/apps/{name}/{action}", action, "POST"),
             route("/v1/reload", reload, "POST"),
             route("/v1/shutdown", shutdown, "POST"),

@@ -18,7 +18,7 @@ from omnitron.health.readiness import is_ready, readiness
 from omnitron.health.resources import ResourceSampler
 from omnitron.runtime.events import EventSink
 from omnitron.runtime.instance import Instance, InstanceServices, OutputSink
-from omnitron.runtime.process import LaunchSpec
+from omnitron.runtime.process import LaunchSpec, signal_name
 from omnitron.runtime.snapshot import InstanceSnapshot
 from omnitron.runtime.states import RESTING_STATES, AppState
 
@@ -283,6 +283,20 @@ class Supervisor:
         async with self._operating(targets, is_start=True):
             for instance in targets:
                 await self._restart_one(instance, "operator")
+
+    async def signal(self, name: str, index: int | None, signum: int) -> list[int]:
+        """Send `signum` to the process group of each selected instance that has a live process, at once (not
+        queued behind lifecycle operations: a KILL for a wedged stop must not wait for it); the PIDs it went
+        to. Only while the process is ours: its leader not yet reaped, so the group ID is still its own."""
+        targets = self.select(name, index)
+        pids = [i.child.pid for i in targets if i.child is not None and i.child.is_alive
+                and i.child.signal_group(signum)]
+        if not pids:
+            what = describe(targets) if targets else f"{name} has no instances"
+            target = name if index is None else f"{name}:{index}"
+            raise OmnitronError(f"no process to signal: {what}", f"start it with `omnitron start {target}`")
+        log.info("signal_sent", app=name, instance=index, signal=signal_name(signum), pids=pids)
+        return pids
 
     async def _restart_one(self, instance: Instance, reason: str, app: AppConfig | None = None) -> None:
         before = instance.started_at

@@ -211,3 +211,43 @@ def _json_or_none(line: str) -> dict[str, object] | None:
         return None
     return item if isinstance(item, dict) else None
 
+
+
+# --- `omnitron signal APP[:N] SIG` -----------------------------------------------------------------------
+
+
+def test_omnitron_signal_reaches_the_app_by_name_and_by_number(run_daemon: RunDaemon, home: Path) -> None:
+    daemon = run_daemon(APPS.replace('name = "echo"', 'name = "echo"\n    instances = 2', 1))
+    pids = {i["instance"]: i["pid"] for i in daemon.wait_states("echo", "running", count=2)}
+    logs = {n: home / "logs" / f"echo-{n}.log" for n in pids}
+    wait_for(lambda: all("READY" in log.read_text() for log in logs.values()), describe=daemon.describe)
+
+    every = daemon.cli("signal", "echo", "USR1")
+    assert every.returncode == 0, every.stderr
+    assert every.stdout == f"echo: sent SIGUSR1 (10) to the process group of pid {pids[0]}, {pids[1]}\n"
+    wait_for(lambda: all("GOT SIGUSR1" in log.read_text() for log in logs.values()),
+             describe=lambda: repr([log.read_text() for log in logs.values()]))
+
+    one = daemon.cli("signal", "echo:0", "10")
+    assert one.returncode == 0, one.stderr
+    assert str(pids[0]) in one.stdout and str(pids[1]) not in one.stdout
+    wait_for(lambda: logs[0].read_text().count("GOT SIGUSR1") == 2, describe=lambda: logs[0].read_text())
+    assert logs[1].read_text().count("GOT SIGUSR1") == 1
+    assert daemon.pids("echo") == pids  # delivered, not a restart
+
+
+def test_omnitron_signal_errors(run_daemon: RunDaemon, home: Path) -> None:
+    assert cli("signal", "echo", "USR1", home=home).returncode == 3  # no daemon yet
+    daemon = run_daemon(APPS)
+    daemon.wait_states("echo", "running")
+    unknown_signal = daemon.cli("signal", "echo", "USR3")
+    assert unknown_signal.returncode == 2 and "unknown signal 'USR3'" in unknown_signal.stderr
+    unknown_app = daemon.cli("signal", "nope", "USR1")
+    assert unknown_app.returncode == 2 and "nope" in unknown_app.stderr
+    unknown_instance = daemon.cli("signal", "echo:3", "USR1")
+    assert unknown_instance.returncode == 2, unknown_instance.stderr
+    daemon.ok("stop", "sleeper")
+    no_process = daemon.cli("signal", "sleeper", "USR1")
+    assert no_process.returncode == 1
+    assert no_process.stderr.count("\n") == 1 and "omnitron start sleeper" in no_process.stderr
+    assert "Traceback" not in unknown_signal.stderr + unknown_app.stderr + no_process.stderr

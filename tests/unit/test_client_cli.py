@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from omnitron.cli.control_cmds import reload_line
+from omnitron.cli.control_cmds import parse_signal, reload_line
+from omnitron.errors import UsageError
 from omnitron.home.paths import Home
 from tests.unit.canned_http import Request, json_response, tcp_server, unix_server
 
@@ -76,7 +77,8 @@ def test_status_without_a_daemon_exits_3_with_one_line(omni_home: Home) -> None:
     assert "omnitron up" in result.stderr
 
 
-@pytest.mark.parametrize("args", [["stop", "api"], ["start", "api:1"], ["scale", "api", "2"], ["reload"]])
+@pytest.mark.parametrize("args", [["stop", "api"], ["start", "api:1"], ["scale", "api", "2"], ["reload"],
+                                  ["signal", "api", "USR1"]])
 def test_every_control_command_without_a_daemon_exits_3(omni_home: Home, args: list[str]) -> None:
     result = omnitron(omni_home.root, *args)
     assert (result.returncode, result.stdout) == (3, "")
@@ -132,7 +134,8 @@ def test_actions_print_one_line(omni_home: Home) -> None:
     ]
 
 
-@pytest.mark.parametrize("bad", [["stop", "api:x"], ["stop", "api:-1"], ["start", ":1"], ["scale", "api", "-1"]])
+@pytest.mark.parametrize("bad", [["stop", "api:x"], ["stop", "api:-1"], ["start", ":1"], ["scale", "api", "-1"],
+                                 ["signal", "api", "USR3"], ["signal", "api:x", "USR1"], ["signal", "api", "0"]])
 def test_bad_targets_exit_2_before_asking_the_daemon(omni_home: Home, bad: list[str]) -> None:
     result = omnitron(omni_home.root, *bad)  # no daemon: exit 2 proves the check comes first
     assert result.returncode == 2, result.stderr
@@ -228,3 +231,41 @@ def test_probe_of_a_closed_port_exits_1(omni_home: Home) -> None:
 def test_reload_line_without_changes() -> None:
     report = {"config": "/a.toml", "added": [], "removed": [], "changed": [], "unchanged": ["x", "y"]}
     assert reload_line(report) == "reloaded /a.toml: no changes (2 unchanged)"
+
+
+@pytest.mark.parametrize(("text", "number"), [("USR1", 10), ("SIGUSR1", 10), ("usr1", 10), ("10", 10), ("HUP", 1),
+                                              ("sigkill", 9), ("RTMIN", 34), ("RTMIN+2", 36), ("SIGRTMAX-1", 63),
+                                              ("64", 64)])
+def test_a_signal_is_a_name_with_or_without_sig_or_a_number(text: str, number: int) -> None:
+    assert parse_signal(text) == number
+
+
+@pytest.mark.parametrize("text", ["USR3", "SIG", "", "0", "32", "65", "-1", "RTMIN+31", "RTMIN+x", "USR1.", "١٠"])
+def test_an_unknown_signal_is_a_usage_error_naming_the_fix(text: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_signal(text)
+    assert repr(text) in caught.value.cause and "USR1" in caught.value.fix
+
+
+def test_signal_prints_what_went_to_which_pids(omni_home: Home) -> None:
+    def responder(request: Request) -> bytes:
+        document = request.json()
+        return json_response(200, {"app": "api", "instance": document["instance"], "signal": document["signal"],
+                                   "signal_name": "SIGUSR1", "pids": [57, 58]})
+
+    with unix_server(str(omni_home.socket), responder) as server:
+        every = omnitron(omni_home.root, "signal", "api", "USR1")
+        one = omnitron(omni_home.root, "signal", "api:1", "10")
+    assert every.returncode == 0, every.stderr
+    assert every.stdout == "api: sent SIGUSR1 (10) to the process group of pid 57, 58\n"
+    assert one.stdout.startswith("api:1: sent SIGUSR1 (10)")
+    assert [(r.path, r.json()) for r in server.requests] == [
+        ("/v1/apps/api/signal", {"instance": None, "signal": 10}),
+        ("/v1/apps/api/signal", {"instance": 1, "signal": 10}),
+    ]
+
+
+def test_an_unknown_signal_exits_2_with_one_line(omni_home: Home) -> None:
+    result = omnitron(omni_home.root, "signal", "api", "USR3")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "unknown signal 'USR3'" in result.stderr

@@ -91,6 +91,14 @@ class CannedDaemon:
         self._check(app, instance)
         self.calls.append(("restart", app, str(instance)))
 
+    async def signal(self, app: str, instance: int | None, signum: int) -> list[int]:
+        self._check(app, instance)
+        self.calls.append(("signal", app, str(instance), str(signum)))
+        pids = [i.pid for i in self.instances if i.name == app and instance in (None, i.instance) and i.pid]
+        if not pids:
+            raise OmnitronError(f"no process to signal: {app} is stopped", fix=f"start it with `omnitron start {app}`")
+        return pids
+
     async def scale(self, app: str, count: int) -> None:
         self._check(app, None)
         self.calls.append(("scale", app, str(count)))
@@ -195,6 +203,31 @@ def test_an_unknown_app_is_404_and_an_unknown_instance_400(client: TestClient) -
 def test_an_unknown_action_is_404(client: TestClient, daemon: CannedDaemon) -> None:
     assert client.post("/v1/apps/api/explode", json={}).status_code == 404
     assert daemon.calls == []
+
+
+def test_signal_goes_to_the_target_and_answers_the_pids(client: TestClient, daemon: CannedDaemon) -> None:
+    every = client.post("/v1/apps/api/signal", json={"instance": None, "signal": 10})
+    assert every.status_code == 200
+    assert every.json() == {"app": "api", "instance": None, "signal": 10, "signal_name": "SIGUSR1", "pids": [100, 101]}
+    one = client.post("/v1/apps/api/signal", json={"instance": 1, "signal": 40})
+    assert one.json()["pids"] == [101] and one.json()["signal_name"] == "40"
+    assert daemon.calls == [("signal", "api", "None", "10"), ("signal", "api", "1", "40")]
+
+
+@pytest.mark.parametrize("bad", [None, 0, 32, 65, -9, "USR1", True, 10.0])
+def test_a_bad_signal_is_400_with_exit_2(client: TestClient, daemon: CannedDaemon, bad: object) -> None:
+    response = client.post("/v1/apps/api/signal", json={"instance": None, "signal": bad})
+    assert response.status_code == 400
+    assert response.json()["error"]["exit_code"] == 2
+    assert daemon.calls == []
+
+
+def test_signal_to_an_unknown_app_is_404_and_to_no_process_409(client: TestClient, daemon: CannedDaemon) -> None:
+    assert client.post("/v1/apps/nope/signal", json={"signal": 10}).status_code == 404
+    client.post("/v1/apps/worker/stop", json={"instance": None})
+    stopped = client.post("/v1/apps/worker/signal", json={"signal": 10})
+    assert stopped.status_code == 409
+    assert stopped.json()["error"]["exit_code"] == 1
 
 
 def test_scale_passes_the_count_and_requires_it(client: TestClient, daemon: CannedDaemon) -> None:
