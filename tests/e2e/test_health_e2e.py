@@ -97,6 +97,7 @@ def test_liveness_restarts_until_fatal_while_a_failing_readiness_probe_never_res
         http = "http://127.0.0.1:${{PORT}}/health"
         interval = "100ms"
         failure_threshold = 2
+        start_period = "1s"          # a new process's refused connections while it boots are not counted
     """)
     daemon.wait_states("live", "running")
     (ready,) = daemon.wait_states("ready", "running")
