@@ -110,7 +110,8 @@ class Instance:
         self._ask("stop", reason)
 
     def request_restart(self, reason: str) -> None:
-        """Replace the process (operator, liveness, memory, reload); starts it if it was resting."""
+        """Replace the process (operator, liveness, memory, reload); starts it if it was resting. A `liveness`
+        restart also counts like an early death (backoff, `fatal` past max_restarts)."""
         self._ask("restart", reason)
 
     def retire(self) -> None:
