@@ -186,6 +186,8 @@ APP = '[[apps]]\nname = "api"\ncommand = "run"\n'
         (APP + "[apps.health]\ninterval = '5s'\n", "apps[0].health: set exactly one of http, tcp or exec"),
         (APP + "[apps.health]\ntcp = [1]\n", "apps[0].health.tcp: expected a port number such as 8000"),
         (APP + "[apps.health]\ntcp = 0\n", "apps[0].health.tcp: a port must be between 1 and 65535"),
+        (APP + "[apps.liveness]\ninterval = '5s'\n", "apps[0].liveness: set exactly one of http, tcp or exec"),
+        (APP + "[apps.liveness]\ntcp = 1\nrestart = true\n", "apps[0].liveness.restart: unknown key"),
         (APP + "depends_on = { db = 'ready' }\n", "apps[0].depends_on.db: expected started|completed|healthy"),
         (APP + "env = { A = 1 }\n", "apps[0].env.A: input should be a valid string"),
         ("[daemon]\nlog_level = 'loud'\n", "daemon.log_level: expected debug|info|warning|error, got 'loud'"),
@@ -340,8 +342,10 @@ def test_interpolation_at_load_time(tmp_path: Path) -> None:
             'cwd = "data-${REGION}"\n'
             'env = { URL = "${DB}/app", MODE = "${MODE:-prod}", LIT = "$${DB}", P = "${PORT}" }\n'
             'health = { http = "http://${HOST}:${PORT}/h" }',
-            'name = "b"\ncommand = "x"\nhealth = { tcp = "${HOST}:${PORT}" }',
-            'name = "c"\ncommand = "x"\nhealth = { exec = ["check", "${HOST}", "${PORT}"] }',
+            'name = "b"\ncommand = "x"\nhealth = { tcp = "${HOST}:${PORT}" }\n'
+            'liveness = { http = "http://${HOST}:${PORT}/live" }',
+            'name = "c"\ncommand = "x"\nhealth = { exec = ["check", "${HOST}", "${PORT}"] }\n'
+            'liveness = { exec = ["alive", "${HOST}", "${PORT}"] }',
         )
         + '[infra]\nmigrate = ["migrate --db ${DB}"]\n'
     )
@@ -353,6 +357,9 @@ def test_interpolation_at_load_time(tmp_path: Path) -> None:
     assert a.health is not None and a.health.http == "http://10.0.0.9:${PORT}/h"
     assert b.health is not None and b.health.tcp == "10.0.0.9:${PORT}"
     assert c.health is not None and c.health.exec == ["check", "10.0.0.9", "${PORT}"]
+    assert b.liveness is not None and b.liveness.http == "http://10.0.0.9:${PORT}/live"
+    assert c.liveness is not None and c.liveness.exec == ["alive", "10.0.0.9", "${PORT}"]
+    assert a.liveness is None
     assert ecosystem.infra.migrate == [["migrate", "--db", "pg://db"]]
 
 
