@@ -46,6 +46,12 @@ class DaemonNotRunning(OmnitronError):
     exit_code = ExitCode.NO_DAEMON
 
 
+class DaemonNotAnswering(OmnitronError):
+    """A daemon holds the home but does not answer on its control socket (stopped with SIGSTOP, wedged)."""
+
+    exit_code = ExitCode.FAILED
+
+
 class HomeLocked(OmnitronError):
     exit_code = ExitCode.FAILED
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import socket
 
-from omnitron.errors import ConfigError, DaemonNotRunning, ExitCode, OmnitronError, UsageError
+from omnitron.errors import ConfigError, DaemonNotAnswering, DaemonNotRunning, ExitCode, OmnitronError, UsageError
 
 # `typing` alone costs ~2 ms to import; type checkers treat any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
@@ -21,9 +21,14 @@ if TYPE_CHECKING:
 
     HomeLike = ClientHome | Home  # anything with root, socket and daemon_log
 
-STATUS_TIMEOUT_S = 15.0
+# How long the daemon may take to answer what it answers at once (ping, status, signal, shutdown), connecting
+# included: past it, it holds the socket but does not answer (SIGSTOPped, wedged). The contract allows 10 s
+# for the whole command; the rest is this interpreter's start and exit.
+ANSWER_TIMEOUT_S = 7.0
 # start/stop/restart/scale/reload return when the change is done, which can take kill_timeout and min_uptime
-# per instance; the daemon enforces those bounds, this is only a backstop against a hung daemon.
+# per instance (minutes, for a slow app); the daemon enforces those bounds, this is only a backstop. So that
+# a daemon that does not answer at all is still found out within ANSWER_TIMEOUT_S, every request that
+# changes something is preceded by a ping (see ControlClient.change).
 ACTION_TIMEOUT_S = 600.0
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
@@ -115,12 +120,25 @@ def error_from_json(document: Any, status: int) -> OmnitronError:
 class ControlClient:
     """Talks to the daemon of one OMNITRON_HOME over its control socket."""
 
-    def __init__(self, home: HomeLike) -> None:
+    def __init__(self, home: HomeLike, *, answer_timeout_s: float = ANSWER_TIMEOUT_S) -> None:
         self.home = home
+        self.answer_timeout_s = answer_timeout_s
 
     def _not_running(self) -> DaemonNotRunning:
         return DaemonNotRunning(
             f"no omnitron daemon is running for home {self.home.root}", fix="start one with `omnitron up`"
+        )
+
+    def _not_answering(self, timeout: float) -> DaemonNotAnswering:
+        from omnitron.home.paths import Home
+        from omnitron.home.pidlock import read_pid
+
+        pid = read_pid(Home(self.home.root).pidfile)
+        who = f"daemon PID {pid}" if pid is not None else f"the daemon of home {self.home.root}"
+        kill = f"`kill -CONT {pid}` if it was stopped, `kill {pid}` to end it" if pid is not None else "end it"
+        return DaemonNotAnswering(
+            f"{who} does not answer (nothing on {self.home.socket} within {timeout:g}s)",
+            fix=f"it is stopped or wedged: {kill}; see its log {self.home.daemon_log}",
         )
 
     def _connect(self, timeout: float) -> socket.socket:
@@ -131,6 +149,10 @@ class ControlClient:
         except (FileNotFoundError, ConnectionRefusedError):
             sock.close()
             raise self._not_running() from None
+        except (TimeoutError, BlockingIOError):
+            # A full backlog: the daemon has not accepted a connection for a while (EAGAIN on a Unix socket).
+            sock.close()
+            raise self._not_answering(timeout) from None
         except PermissionError:
             sock.close()
             raise OmnitronError(
@@ -146,16 +168,25 @@ class ControlClient:
         return sock
 
     def request(
-        self, method: str, path: str, body: JSONObject | None = None, timeout: float = STATUS_TIMEOUT_S
+        self, method: str, path: str, body: JSONObject | None = None, timeout: float | None = None
     ) -> tuple[int, Any]:
-        """One request; returns (HTTP status, decoded JSON). Error documents are raised as OmnitronError."""
+        """One request; returns (HTTP status, decoded JSON). Error documents are raised as OmnitronError.
+
+        Connecting, and by default the answer, are bounded by `answer_timeout_s`: no answer by then is
+        DaemonNotAnswering. A longer `timeout` (an action, once `change` has pinged) that runs out says which
+        request timed out.
+        """
         payload = None if body is None else json.dumps(body).encode()
-        sock = self._connect(timeout)
+        bound = self.answer_timeout_s if timeout is None else timeout
+        sock = self._connect(min(bound, self.answer_timeout_s))
         try:
+            sock.settimeout(bound)
             response = exchange(sock, build_request(method, path, "omnitron", payload))
         except TimeoutError:
+            if bound <= self.answer_timeout_s:
+                raise self._not_answering(bound) from None
             raise OmnitronError(
-                f"the daemon did not answer {method} {path} within {timeout:g}s",
+                f"the daemon did not answer {method} {path} within {bound:g}s",
                 fix=f"check the daemon log {self.home.daemon_log}",
             ) from None
         except (ConnectionResetError, BrokenPipeError, ValueError) as exc:
@@ -177,7 +208,7 @@ class ControlClient:
         return response.status, document
 
     def call(
-        self, method: str, path: str, body: JSONObject | None = None, timeout: float = STATUS_TIMEOUT_S
+        self, method: str, path: str, body: JSONObject | None = None, timeout: float | None = None
     ) -> JSONObject:
         """`request`, for routes that answer a JSON object."""
         status, document = self.request(method, path, body, timeout)
@@ -188,29 +219,40 @@ class ControlClient:
             )
         return document
 
+    def change(self, path: str, body: JSONObject | None, timeout: float | None = None) -> JSONObject:
+        """POST a request that changes something, once a ping has shown that the daemon answers.
+
+        The control server answers an action only when it is done, which may legitimately take minutes, so
+        the first bytes of its answer cannot tell a slow restart from a stopped daemon. The ping can, within
+        `answer_timeout_s`; and a daemon that does not answer never gets the change, which it would otherwise
+        find in its socket's backlog and carry out once resumed, long after this command reported failure.
+        """
+        self.ping()
+        return self.call("POST", path, body, timeout)
+
     def ping(self) -> JSONObject:
-        return self.call("GET", "/v1/ping", timeout=5.0)
+        return self.call("GET", "/v1/ping")
 
     def status(self, app: str | None = None) -> JSONObject:
         return self.call("GET", "/v1/status" if app is None else f"/v1/status?app={quote(app)}")
 
     def act(self, action: str, app: str, instance: int | None) -> JSONObject:
         """`start`, `stop` or `restart` one instance or (instance None) every instance of `app`."""
-        return self.call("POST", f"/v1/apps/{quote(app)}/{action}", {"instance": instance}, ACTION_TIMEOUT_S)
+        return self.change(f"/v1/apps/{quote(app)}/{action}", {"instance": instance}, ACTION_TIMEOUT_S)
 
     def signal(self, app: str, instance: int | None, signum: int) -> JSONObject:
         """Send signum to `app`'s instances (or one); the daemon answers at once with the PIDs it went to."""
-        return self.call("POST", f"/v1/apps/{quote(app)}/signal", {"instance": instance, "signal": signum})
+        return self.change(f"/v1/apps/{quote(app)}/signal", {"instance": instance, "signal": signum})
 
     def scale(self, app: str, count: int) -> JSONObject:
-        return self.call("POST", f"/v1/apps/{quote(app)}/scale", {"count": count}, ACTION_TIMEOUT_S)
+        return self.change(f"/v1/apps/{quote(app)}/scale", {"count": count}, ACTION_TIMEOUT_S)
 
     def reload(self, config: str | None) -> JSONObject:
-        return self.call("POST", "/v1/reload", {"config": config}, ACTION_TIMEOUT_S)
+        return self.change("/v1/reload", {"config": config}, ACTION_TIMEOUT_S)
 
     def shutdown(self) -> JSONObject:
         """Ask the daemon to shut down; returns at once (202), before the daemon is gone."""
-        return self.call("POST", "/v1/shutdown")
+        return self.change("/v1/shutdown", None)
 
 
 def http_get(host: str, port: int, path: str, timeout: float) -> HTTPResponse:

@@ -12,7 +12,7 @@ import os
 import sys
 
 from omnitron.cli.target import TargetError, parse_target
-from omnitron.errors import DaemonNotRunning, ExitCode, OmnitronError, UsageError
+from omnitron.errors import DaemonNotAnswering, DaemonNotRunning, ExitCode, OmnitronError, UsageError
 
 # `typing` alone costs ~2 ms to import; type checkers treat any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
@@ -211,6 +211,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
         response = http_get(host, port, f"/{args.endpoint}", timeout=args.timeout)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        if isinstance(exc, TimeoutError) and _daemon_holds_home():
+            from omnitron.home.pidlock import read_pid
+
+            pid = read_pid(_home().pidfile)
+            raise DaemonNotAnswering(
+                f"daemon PID {pid} does not answer {args.endpoint} on http://{host}:{port} within {args.timeout:g}s",
+                fix=f"it is stopped or wedged: `kill -CONT {pid}` if it was stopped, `kill {pid}` to end it",
+            ) from None
         if args.port is None and not _daemon_holds_home():
             raise DaemonNotRunning(
                 f"no omnitron daemon is running for home {_home().root} (its last health port was {port})",

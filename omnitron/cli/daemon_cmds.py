@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from omnitron.errors import DaemonNotRunning, ExitCode, OmnitronError
+from omnitron.errors import DaemonNotAnswering, DaemonNotRunning, ExitCode, OmnitronError
 
 _UP_TIMEOUT_S = 30.0
 _POLL_S = 0.02
@@ -73,6 +73,8 @@ def _up_detached(config: str | None) -> int:
         except DaemonNotRunning:
             time.sleep(_POLL_S)
             continue
+        except DaemonNotAnswering:
+            continue  # bound, not yet serving (the HTTP stack loads once the first apps are spawned)
         sys.stdout.write(f"omnitron daemon started (PID {proc.pid}, home {home.root}, log {log_path})\n")
         return ExitCode.OK
     raise OmnitronError(f"the daemon did not answer within {_UP_TIMEOUT_S:g}s", f"see {log_path}")
@@ -99,7 +101,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
     home = Home.from_env()
     pid = read_pid(home.pidfile)
-    ControlClient(ClientHome(home)).request("POST", "/v1/shutdown", timeout=5.0)
+    ControlClient(ClientHome(home)).shutdown()  # DaemonNotAnswering (exit 1) within 10 s for a stopped daemon
     deadline = time.monotonic() + args.timeout
     while is_locked(home.pidfile) or (pid is not None and _is_alive(pid)):
         if time.monotonic() >= deadline:

@@ -54,11 +54,19 @@ def _read_request(conn: socket.socket) -> Request:
     return Request(method, path, headers, body)
 
 
+PING = {"ok": True, "pid": 41, "version": "0.1.0"}
+
+
 class CannedServer:
-    def __init__(self, listener: socket.socket, responder: Responder) -> None:
+    """Answers each request from `responder`; `GET /v1/ping`, which the client sends before every change,
+    it answers itself (unless `answers_ping` is False) and counts in `pings`, not in `requests`."""
+
+    def __init__(self, listener: socket.socket, responder: Responder, *, answers_ping: bool = True) -> None:
         self.listener = listener
         self.responder = responder
+        self.answers_ping = answers_ping
         self.requests: list[Request] = []
+        self.pings = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -70,6 +78,10 @@ class CannedServer:
             conn, _ = self.listener.accept()
             with conn:
                 request = _read_request(conn)
+                if self.answers_ping and (request.method, request.path) == ("GET", "/v1/ping"):
+                    self.pings += 1
+                    conn.sendall(json_response(200, PING))
+                    continue
                 self.requests.append(request)
                 response = self.responder(request)
                 if response is not None:
@@ -86,11 +98,11 @@ class CannedServer:
 
 
 @contextmanager
-def unix_server(path: str, responder: Responder) -> Iterator[CannedServer]:
+def unix_server(path: str, responder: Responder, *, answers_ping: bool = True) -> Iterator[CannedServer]:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(8)
-    with CannedServer(listener, responder) as server:
+    with CannedServer(listener, responder, answers_ping=answers_ping) as server:
         yield server
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
 from omnitron.cli.client import ControlClient, HTTPResponse, exchange, http_get, quote
-from omnitron.errors import ConfigError, DaemonNotRunning, ExitCode, OmnitronError, UsageError
+from omnitron.errors import ConfigError, DaemonNotAnswering, DaemonNotRunning, ExitCode, OmnitronError, UsageError
 from omnitron.home.paths import Home
 from omnitron.http.control_app import build_control_app
 from omnitron.http.server import EmbeddedServer
@@ -53,6 +55,7 @@ def test_actions_post_json_bodies(omni_home: Home) -> None:
         client.reload("/etc/o.toml")
         client.reload(None)
     sent = [(r.method, r.path, r.json()) for r in server.requests]
+    assert server.pings == 5  # one before each change
     assert sent == [
         ("POST", "/v1/apps/api/stop", {"instance": 1}),
         ("POST", "/v1/apps/api/start", {"instance": None}),
@@ -118,15 +121,52 @@ def test_a_body_that_is_not_json_is_explained(omni_home: Home) -> None:
             ControlClient(omni_home).status()
 
 
-def test_a_daemon_that_never_answers_times_out(omni_home: Home) -> None:
+@pytest.fixture
+def silent_daemon(omni_home: Home) -> Iterator[socket.socket]:
+    """A control socket that accepts connections (in the kernel's backlog) but never reads or answers, with
+    a PID file naming a daemon, as a SIGSTOPped daemon looks."""
+    Path(omni_home.pidfile).write_text("4242\n")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(omni_home.socket))
-    listener.listen(1)  # accepts (in the kernel's backlog) but never reads or answers
-    try:
-        with pytest.raises(OmnitronError, match="did not answer"):
-            ControlClient(omni_home).request("GET", "/v1/status", timeout=0.2)
-    finally:
-        listener.close()
+    listener.listen(16)
+    with listener:
+        yield listener
+
+
+def test_a_daemon_that_never_answers_is_not_answering_with_its_pid(omni_home: Home,
+                                                                   silent_daemon: socket.socket) -> None:
+    client = ControlClient(omni_home, answer_timeout_s=0.2)
+    for call in (client.status, client.ping, lambda: client.act("restart", "api", None), client.shutdown,
+                 lambda: client.signal("api", 0, 10), lambda: client.reload(None)):
+        with pytest.raises(DaemonNotAnswering) as caught:
+            call()
+        assert caught.value.exit_code == ExitCode.FAILED
+        assert caught.value.cause.startswith("daemon PID 4242 does not answer")
+        assert "kill -CONT 4242" in caught.value.fix
+
+
+def test_a_change_is_never_sent_to_a_daemon_that_does_not_answer_its_ping(omni_home: Home,
+                                                                          silent_daemon: socket.socket) -> None:
+    with pytest.raises(DaemonNotAnswering):
+        ControlClient(omni_home, answer_timeout_s=0.2).act("stop", "api", None)
+    pending, _ = silent_daemon.accept()  # what a resumed daemon would find in its backlog: the ping only
+    with pending:
+        pending.settimeout(1)
+        assert pending.recv(65536).startswith(b"GET /v1/ping ")
+    silent_daemon.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        silent_daemon.accept()
+
+
+def test_a_slow_action_keeps_its_own_longer_bound_once_the_ping_answered(omni_home: Home) -> None:
+    def slow(request: Request) -> bytes:
+        time.sleep(0.5)  # not a wait: the canned daemon's restart takes longer than the answer bound
+        return json_response(200, {"app": "api", "instances": []})
+
+    with unix_server(str(omni_home.socket), slow) as server:
+        client = ControlClient(omni_home, answer_timeout_s=0.2)
+        assert client.act("restart", "api", None) == {"app": "api", "instances": []}
+    assert server.pings == 1
 
 
 def answer(*parts: bytes, close: bool = True) -> HTTPResponse:
