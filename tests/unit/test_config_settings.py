@@ -55,6 +55,7 @@ def test_every_scalar_is_settable_from_the_environment(tmp_path: Path) -> None:
         "OMNITRON_SHUTDOWN_TIMEOUT": "1m",
         "OMNITRON_ON_FATAL": "exit",
         "OMNITRON_MEMORY_CHECK_INTERVAL": "2",
+        "OMNITRON_EXIT_WHEN": "done",
     }
     daemon = load_daemon(tmp_path, environ, "")
     assert daemon.model_dump(exclude={"logs"}) == {
@@ -65,6 +66,7 @@ def test_every_scalar_is_settable_from_the_environment(tmp_path: Path) -> None:
         "shutdown_timeout": 60.0,
         "on_fatal": "exit",
         "memory_check_interval": 2.0,
+        "exit_when": "done",
     }
 
 
