@@ -22,31 +22,36 @@ COMMAND_NOT_FOUND = 127
 NOT_EXECUTABLE = 126
 
 
-def run_migrations(loaded: LoadedConfig, home: Home, *, out: BinaryIO) -> int:
+def run_migrations(loaded: LoadedConfig, home: Home, *, out: BinaryIO, err: BinaryIO) -> int:
     """Run each release command with cwd = the config's directory; the first failure's status, or 0.
 
     The commands get the daemon's environment (without the store key) plus every stored secret that some
-    app lists. Their stdout goes to `out`, their stderr is inherited. A signal death N is 128+N.
+    app lists. Their stdout goes to `out` with omnitron's progress lines, their stderr is inherited;
+    omnitron's own errors and warnings (a command that cannot run, the failure that stops the run, secrets
+    missing from the store) go to `err`. A signal death N is 128+N.
     """
     commands = loaded.ecosystem.infra.migrate
     if not commands:
         _say(out, "no release commands ([infra].migrate is empty)")
         return 0
     with migrate_lock(home):
-        env = migration_env(loaded, home, os.environ, out=out)
+        env = migration_env(loaded, home, os.environ, err=err)
         cwd = Path(loaded.path).parent
         for number, argv in enumerate(commands, start=1):
             label = f"release command {number}/{len(commands)}"
             _say(out, f"{label}: {shlex.join(argv)}")
-            status = _run_one(argv, cwd=cwd, env=env, out=out, label=label)
+            status = _run_one(argv, cwd=cwd, env=env, out=out, err=err, label=label)
             if status != 0:
-                _say(out, f"{label} failed with exit status {status}; stopping")
+                rest = len(commands) - number
+                skipped = f"; the {rest} after it did not run" if rest else ""
+                _say(out, f"{label} failed with exit status {status}{skipped} "
+                          "(fix it, then run `omnitron infra migrate` again)", err=err)
                 return status
         _say(out, f"all {len(commands)} release commands succeeded")
     return 0
 
 
-def migration_env(loaded: LoadedConfig, home: Home, base_env: Mapping[str, str], *, out: BinaryIO) -> dict[str, str]:
+def migration_env(loaded: LoadedConfig, home: Home, base_env: Mapping[str, str], *, err: BinaryIO) -> dict[str, str]:
     """`base_env` minus daemon-only vars, plus each stored secret any app lists (missing ones are noted)."""
     from omnitron.home.secrets import SecretStore
 
@@ -55,7 +60,7 @@ def migration_env(loaded: LoadedConfig, home: Home, base_env: Mapping[str, str],
     present = [name for name in names if store.has(name)]
     missing = [name for name in names if name not in present]
     if missing:
-        _say(out, f"note: secrets not in the store, not set for release commands: {', '.join(missing)}")
+        _say(err, f"note: secrets not in the store, not set for release commands: {', '.join(missing)}")
     env = daemon_env(base_env)
     env.update(store.load_many(present))
     return env
@@ -78,7 +83,8 @@ def migrate_lock(home: Home) -> Iterator[None]:
         os.close(fd)  # closing drops the flock
 
 
-def _run_one(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], out: BinaryIO, label: str) -> int:
+def _run_one(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], out: BinaryIO, err: BinaryIO,
+             label: str) -> int:
     out.flush()
     stdout_fd = _fileno(out)
     try:
@@ -86,10 +92,10 @@ def _run_one(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], out: Bin
             list(argv), cwd=cwd, env=dict(env), stdout=stdout_fd if stdout_fd is not None else subprocess.PIPE
         )
     except FileNotFoundError:
-        _say(out, f"{label}: command not found: {argv[0]} (install it or fix [infra].migrate)")
+        _say(out, f"{label}: command not found: {argv[0]} (install it or fix [infra].migrate)", err=err)
         return COMMAND_NOT_FOUND
     except PermissionError:
-        _say(out, f"{label}: permission denied: {argv[0]} (make it executable or fix [infra].migrate)")
+        _say(out, f"{label}: permission denied: {argv[0]} (make it executable or fix [infra].migrate)", err=err)
         return NOT_EXECUTABLE
     try:
         if proc.stdout is not None:
@@ -116,6 +122,10 @@ def _fileno(stream: BinaryIO) -> int | None:
         return None
 
 
-def _say(out: BinaryIO, message: str) -> None:
-    out.write(f"omnitron: {message}\n".encode())
+def _say(out: BinaryIO, message: str, *, err: BinaryIO | None = None) -> None:
+    """One `omnitron: ` line on `out`, or on `err` when given (an error); `out` is flushed first either way,
+    so the two streams stay in order on a terminal."""
     out.flush()
+    stream = out if err is None else err
+    stream.write(f"omnitron: {message}\n".encode())
+    stream.flush()

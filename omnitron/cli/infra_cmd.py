@@ -27,4 +27,4 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from omnitron.migrate import run_migrations
 
     loaded = load_config(args.config)
-    return run_migrations(loaded, Home.from_env(), out=sys.stdout.buffer)
+    return run_migrations(loaded, Home.from_env(), out=sys.stdout.buffer, err=sys.stderr.buffer)

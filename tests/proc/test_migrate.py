@@ -59,7 +59,11 @@ def test_first_failure_stops_and_its_status_is_the_exit_status(home: Path, tmp_p
     result = migrate(config)
     assert result.returncode == 7
     assert marker.read_text() == "one\n"
-    assert "release command 2/3 failed with exit status 7" in result.stdout
+    assert result.stderr == (
+        "omnitron: release command 2/3 failed with exit status 7; the 1 after it did not run "
+        "(fix it, then run `omnitron infra migrate` again)\n"
+    )
+    assert "failed" not in result.stdout
 
 
 def test_a_command_killed_by_a_signal_exits_128_plus_the_signal(home: Path, tmp_path: Path) -> None:
@@ -72,7 +76,12 @@ def test_a_command_not_found_exits_127_with_one_clear_line(home: Path, tmp_path:
     config = write_config(tmp_path, [["omnitron-test-no-such-command"], append(marker, "never")])
     result = migrate(config)
     assert result.returncode == 127
-    assert "command not found: omnitron-test-no-such-command" in result.stdout
+    # omnitron's own errors go to stderr, one line each; stdout keeps the progress lines and the commands' output.
+    errors = result.stderr.splitlines()
+    assert errors[0] == ("omnitron: release command 1/2: command not found: omnitron-test-no-such-command "
+                         "(install it or fix [infra].migrate)")
+    assert errors[1].startswith("omnitron: release command 1/2 failed with exit status 127")
+    assert "not found" not in result.stdout and "release command 1/2: omnitron-test-no-such-command" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert not marker.exists()
 
@@ -111,7 +120,7 @@ def test_env_is_the_daemon_env_plus_the_secrets_apps_list(home: Path, tmp_path: 
     assert seen["DATABASE_URL"] == "postgres://db/app"
     assert "UNLISTED" not in seen
     assert "OMNITRON_SECRETS_KEY" not in seen
-    assert "NOT_STORED" in result.stdout  # named, so the operator knows why a migration may fail
+    assert "NOT_STORED" in result.stderr  # named, so the operator knows why a migration may fail
     assert "pw-listed" not in result.stdout + result.stderr
 
 
@@ -174,6 +183,17 @@ def test_run_migrations_in_process_writes_to_a_non_file_stream(home: Path, tmp_p
     from omnitron.migrate import run_migrations
 
     config = write_config(tmp_path, [step("print('hello from a release command')")])
-    out = io.BytesIO()
-    assert run_migrations(load_config(config), Home(home), out=out) == 0
+    out, err = io.BytesIO(), io.BytesIO()
+    assert run_migrations(load_config(config), Home(home), out=out, err=err) == 0
     assert b"hello from a release command" in out.getvalue()
+    assert err.getvalue() == b""
+
+
+def test_a_command_that_is_not_executable_exits_126_on_stderr(home: Path, tmp_path: Path) -> None:
+    script = tmp_path / "not-executable.sh"
+    script.write_text("#!/bin/sh\necho never\n")
+    script.chmod(0o644)
+    result = migrate(write_config(tmp_path, [[str(script)]]))
+    assert result.returncode == 126
+    assert f"permission denied: {script} (make it executable or fix [infra].migrate)" in result.stderr
+    assert "permission denied" not in result.stdout and "never" not in result.stdout
