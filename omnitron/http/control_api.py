@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from omnitron.runtime.supervisor import ReloadReport
+from omnitron.runtime.snapshot import ReloadReport
 
 __all__ = ["ControlTarget", "ReloadReport"]
 

@@ -30,7 +30,7 @@ from omnitron.runtime.exit_rule import ExitRule
 from omnitron.runtime.launch import Launcher
 from omnitron.runtime.reaper import OrphanReaper, become_subreaper
 from omnitron.runtime.recovery import stop_survivors
-from omnitron.runtime.snapshot import DaemonSnapshot
+from omnitron.runtime.snapshot import DaemonSnapshot, instance_snapshots
 from omnitron.runtime.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -63,8 +63,9 @@ class Daemon:
 
     def snapshot(self, *, with_resources: bool = True) -> DaemonSnapshot:
         """The whole picture; /readyz, which platforms poll often, takes it without the /proc scan."""
-        instances = self._supervisor.instance_snapshots(self.sampler if with_resources else None) \
-            if self._supervisor else []
+        sup = self._supervisor
+        sampler = self.sampler if with_resources else None
+        instances = instance_snapshots(sup.all_instances(), sup.waiting_for, sampler) if sup else []
         return DaemonSnapshot(
             pid=os.getpid(), version=__version__, home=str(self.home.root),
             started_at=self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -5,8 +5,13 @@ Readers (HTTP routes, the control socket, metrics) only ever see these; they nev
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omnitron.health.resources import ResourceSampler
+    from omnitron.runtime.instance import Instance
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,17 @@ class InstanceSnapshot:
 
 
 @dataclass(frozen=True)
+class ReloadReport:
+    """What a reload did, app by app (the answer of `omnitron reload`)."""
+
+    config: str
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class DaemonSnapshot:
     pid: int
     version: str
@@ -71,3 +87,26 @@ class DaemonSnapshot:
             },
             "apps": [i.status_json() for i in self.instances],
         }
+
+
+def instance_snapshots(instances: Iterable[Instance], waiting_for: Mapping[str, str],
+                       sampler: ResourceSampler | None) -> list[InstanceSnapshot]:
+    """Every instance as plain data; without a sampler the resource fields are zero (for /readyz)."""
+    from omnitron.health.readiness import readiness
+
+    snapshots = []
+    for instance in instances:
+        pid = instance.pid
+        usage = sampler.sample(pid) if pid is not None and sampler is not None else None
+        ready, reason = readiness(instance, waiting_for.get(instance.app.name))
+        snapshots.append(InstanceSnapshot(
+            name=instance.app.name, instance=instance.index, pid=pid, state=str(instance.state),
+            restarts=instance.restarts, uptime_s=instance.uptime_s, exit_code=instance.exit_code,
+            healthy=instance.healthy if instance.app.health is not None else None,
+            cpu_percent=usage.cpu_percent if usage else 0.0, memory_rss=usage.rss if usage else 0,
+            cpu_seconds=usage.cpu_seconds if usage else 0.0, autostart=instance.app.autostart,
+            ready=ready, reason=reason, last_probe_error=instance.last_probe_error,
+            start_time=instance.child.create_time if pid is not None and instance.child else None,
+        ))
+    return snapshots
+

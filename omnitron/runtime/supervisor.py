@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 
 import anyio
 import structlog
@@ -14,26 +13,18 @@ from omnitron.config.checks import app_layers
 from omnitron.config.load import LoadedConfig, load_config
 from omnitron.config.model import AppConfig, Ecosystem, LogsConfig
 from omnitron.errors import OmnitronError, UsageError
-from omnitron.health.readiness import is_ready, readiness
+from omnitron.health.readiness import is_ready
 from omnitron.health.resources import ResourceSampler
 from omnitron.runtime.events import EventSink
 from omnitron.runtime.instance import Instance, InstanceServices, OutputSink
+from omnitron.runtime.memory import MemoryLimits
 from omnitron.runtime.process import LaunchSpec, signal_name
-from omnitron.runtime.snapshot import InstanceSnapshot
+from omnitron.runtime.snapshot import ReloadReport
 from omnitron.runtime.states import RESTING_STATES, AppState
 
 log = structlog.get_logger()
 S = AppState
 _ACTION_SLACK_S = 30.0  # on top of the app's own timeouts before an operator's request reports failure
-
-
-@dataclass(frozen=True)
-class ReloadReport:
-    config: str
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
 
 
 class Supervisor:
@@ -49,7 +40,7 @@ class Supervisor:
                                           on_change=self._on_change)
         self._listeners: list[Callable[[Instance], None]] = []
         self._tg = tg
-        self._memory_limits_started = False
+        self._memory_limits: MemoryLimits | None = None
         self._locks: dict[Instance, anyio.Lock] = {}  # one lifecycle operation per instance at a time
         self.instances: dict[str, list[Instance]] = {}
         self.waiting_for: dict[str, str] = {}  # app -> why it has not been started yet
@@ -87,24 +78,6 @@ class Supervisor:
 
     def app_names(self) -> list[str]:
         return [a.name for a in self.ecosystem.apps]
-
-    def instance_snapshots(self, sampler: ResourceSampler | None) -> list[InstanceSnapshot]:
-        """Every instance as plain data; without a sampler the resource fields are zero (for /readyz)."""
-        snapshots = []
-        for instance in self.all_instances():
-            pid = instance.pid
-            usage = sampler.sample(pid) if pid is not None and sampler is not None else None
-            ready, reason = readiness(instance, self.waiting_for.get(instance.app.name))
-            snapshots.append(InstanceSnapshot(
-                name=instance.app.name, instance=instance.index, pid=pid, state=str(instance.state),
-                restarts=instance.restarts, uptime_s=instance.uptime_s, exit_code=instance.exit_code,
-                healthy=instance.healthy if instance.app.health is not None else None,
-                cpu_percent=usage.cpu_percent if usage else 0.0, memory_rss=usage.rss if usage else 0,
-                cpu_seconds=usage.cpu_seconds if usage else 0.0, autostart=instance.app.autostart,
-                ready=ready, reason=reason, last_probe_error=instance.last_probe_error,
-                start_time=instance.child.create_time if pid is not None and instance.child else None,
-            ))
-        return snapshots
 
     def app_config(self, name: str) -> AppConfig:
         app = self.ecosystem.app(name)
@@ -179,7 +152,7 @@ class Supervisor:
     # --- lifecycle ------------------------------------------------------------------------------------
 
     async def start_all(self) -> None:
-        self._start_memory_limits_if_needed()
+        self._start_memory_limits()
         for app in self.ecosystem.apps:
             for index in range(app.instances):
                 await self._add_instance(app, index)
@@ -377,7 +350,7 @@ class Supervisor:
         async with self._reconfiguring:
             report = await self._reload(new, str(loaded.path))
         self.config_path = loaded.path
-        self._start_memory_limits_if_needed()
+        self._start_memory_limits()
         return report
 
     async def _reload(self, new: Ecosystem, config_path: str) -> ReloadReport:
@@ -407,26 +380,11 @@ class Supervisor:
         return ReloadReport(config_path, added, removed, changed, unchanged)
 
 
-    # --- memory limits -----------------------------------------------------------------------------------
-
-    def _start_memory_limits_if_needed(self) -> None:
-        # No limits, no loop: an idle daemon must not wake up for nothing.
-        if not self._memory_limits_started and any(a.max_memory for a in self.ecosystem.apps):
-            self._memory_limits_started = True
-            self._tg.start_soon(self._enforce_memory_limits)
-
-    async def _enforce_memory_limits(self) -> None:
-        while True:
-            await anyio.sleep(self.ecosystem.daemon.memory_check_interval)
-            for instance in self.all_instances():
-                limit, pid = instance.app.max_memory, instance.pid
-                if not limit or pid is None or instance.state not in (S.STARTING, S.RUNNING):
-                    continue
-                usage = self.sampler.sample(pid)
-                if usage is not None and usage.rss > limit:
-                    log.warning("memory_exceeded", app=instance.app.name, instance=instance.index, rss=usage.rss,
-                                max_memory=limit)
-                    instance.request_restart("memory")
+    def _start_memory_limits(self) -> None:
+        # No limits, no loop: an idle daemon must not wake up for nothing (a reload may add the first one).
+        if self._memory_limits is None and any(a.max_memory for a in self.ecosystem.apps):
+            self._memory_limits = MemoryLimits(self, self.sampler)
+            self._tg.start_soon(self._memory_limits.run)
 
 
 def _without_count(app: AppConfig) -> AppConfig:
