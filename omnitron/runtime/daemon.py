@@ -156,8 +156,9 @@ class Daemon:
             tg.start_soon(events.flush_forever)
             tg.start_soon(reaper.run)
             state.write_now()
-            await self.supervisor.start_all()
-            exit_rule.check_done()  # an ecosystem with nothing autostart to run is done at once
+            if not self.shutting_down:  # a SIGTERM during start-up (docker stop) starts nothing
+                await self.supervisor.start_all()
+                exit_rule.check_done()  # an ecosystem with nothing autostart to run is done at once
             servers = await tg.start(self._serve_http, health_sock, control_sock)
             await self._shutdown_requested.wait()
             state.mark_dirty()

@@ -165,6 +165,7 @@ def test_a_stop_signal_during_start_up_is_not_lost(run_daemon: RunDaemon, tmp_pa
     # Signals pending together are handled lowest number first, whatever order they were sent in.
     assert [e["signal"] for e in daemon.events("signal_received")] == [signal.Signals(min(stops)).name]
     assert bool(daemon.events("shutdown_forced")) == (len(stops) > 1)
+    assert daemon.events("instance_started") == [], "a stop during start-up starts nothing"
     assert "Traceback" not in daemon.output()
 
 
