@@ -182,8 +182,27 @@ class Instance:
                 return
             if request.goal in ("start", "restart"):  # stop: already resting
                 self.failures, self.awaiting_liveness_pass = 0, False
-                if await self._run_until_rest() == "retire":
-                    return
+                try:
+                    if await self._run_until_rest() == "retire":
+                        return
+                except Exception as error:
+                    await self._contain(error)
+
+    async def _contain(self, error: Exception) -> None:
+        """An unexpected error in this instance's lifecycle (a bug, an OS error nobody foresaw): log it with its
+        traceback, stop whatever process is left, and go FATAL with the reason; the other instances run on,
+        and a manual start tries again."""
+        while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]  # what failed, not the task groups it surfaced through
+        log.error("instance_failed", app=self.app.name, instance=self.index, error=f"{type(error).__name__}: {error}",
+                  exc_info=error)
+        child = self.child
+        if child is not None and not child.is_reaped:
+            await process.stop(child, self.app.stop_signum, self.app.kill_timeout)
+            child.close_pipes()
+            self.exit_code = child.exit_code
+        # any state -> FATAL: the table allows it from every state for exactly this
+        self._transition(S.FATAL, reason=f"internal error: {type(error).__name__}: {error} (see the daemon log)")
 
     async def _run_until_rest(self) -> Goal | None:
         """Spawn and keep the process up until it rests; the goal that ended it when a request did."""
