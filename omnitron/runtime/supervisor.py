@@ -15,6 +15,7 @@ from omnitron.config.model import AppConfig, Ecosystem, LogsConfig
 from omnitron.errors import OmnitronError, UsageError
 from omnitron.health.readiness import is_ready
 from omnitron.health.resources import ResourceSampler
+from omnitron.runtime.dependencies import Dependencies
 from omnitron.runtime.events import EventSink
 from omnitron.runtime.instance import Instance, InstanceServices, OutputSink
 from omnitron.runtime.memory import MemoryLimits
@@ -43,8 +44,8 @@ class Supervisor:
         self._memory_limits: MemoryLimits | None = None
         self._locks: dict[Instance, anyio.Lock] = {}  # one lifecycle operation per instance at a time
         self.instances: dict[str, list[Instance]] = {}
-        self.waiting_for: dict[str, str] = {}  # app -> why it has not been started yet
-        self._starters: dict[str, anyio.CancelScope] = {}  # apps whose start waits for their dependencies
+        self.dependencies = Dependencies(self, tg)
+        self.waiting_for = self.dependencies.waiting_for  # app -> why it has not been started yet
         self._changed = anyio.Event()
         self._reconfiguring = anyio.Lock()  # one reload or scale at a time
         self.is_accepting = True
@@ -59,6 +60,10 @@ class Supervisor:
         self._notify()
         for listener in self._listeners:
             listener(instance)
+
+    async def wait_for_change(self) -> None:
+        """Until the next state or health change of any instance."""
+        await self._changed.wait()
 
     def _notify(self) -> None:
         """Wake everyone waiting for a change (a fresh event each time, so a wait never spins)."""
@@ -101,54 +106,6 @@ class Supervisor:
         await self._tg.start(instance.run)
         return instance
 
-    # --- dependency conditions ------------------------------------------------------------------------
-
-    def condition_met(self, dep: str, condition: str) -> bool:
-        group = self.instances.get(dep, [])
-        if condition == "completed":
-            return all(i.state is S.COMPLETED for i in group)
-        if condition == "healthy":
-            return all(is_ready(i) for i in group)
-        # "started" means a successful start: alive for min_uptime (or already done)
-        return all(i.state in (S.RUNNING, S.COMPLETED) for i in group)
-
-    def _unmet(self, app: AppConfig) -> list[str]:
-        unmet = []
-        for dep, condition in app.depends_on.items():
-            if not self.condition_met(dep, condition):
-                states = ",".join(sorted({str(i.state) for i in self.instances.get(dep, [])})) or "absent"
-                unmet.append(f"{dep} ({condition}; now {states})")
-        return unmet
-
-    async def _start_when_ready(self, app: AppConfig) -> None:
-        """Start the app's instances once every dependency condition holds; say what it waits for meanwhile.
-
-        An operator's stop (or start) of the app meanwhile cancels the wait.
-        """
-        with anyio.CancelScope() as scope:
-            self._starters[app.name] = scope
-            try:
-                while unmet := self._unmet(app):
-                    self.waiting_for[app.name] = "waiting for " + ", ".join(unmet)
-                    await self._changed.wait()
-            finally:
-                self.waiting_for.pop(app.name, None)
-                if self._starters.get(app.name) is scope:
-                    del self._starters[app.name]
-            if not self.is_accepting:
-                return
-            for instance in self.instances.get(app.name, []):
-                instance.request_start()
-
-    def _schedule_start(self, app: AppConfig) -> None:
-        self._tg.start_soon(self._start_when_ready, app)
-
-    def _cancel_pending_start(self, name: str) -> None:
-        scope = self._starters.pop(name, None)
-        if scope is not None:
-            scope.cancel()
-        self.waiting_for.pop(name, None)
-
     # --- lifecycle ------------------------------------------------------------------------------------
 
     async def start_all(self) -> None:
@@ -158,12 +115,12 @@ class Supervisor:
                 await self._add_instance(app, index)
         for app in self.ecosystem.apps:
             if app.autostart:
-                self._schedule_start(app)
+                self.dependencies.schedule_start(app)
 
     async def wait_first_spawns(self) -> None:
         """Until every autostart instance that is not waiting for a dependency has left `stopped`."""
         def spawned() -> bool:
-            return all(i.state is not S.STOPPED or not i.app.autostart or i.app.name in self.waiting_for
+            return all(i.state is not S.STOPPED or not i.app.autostart or self.dependencies.is_waiting(i.app.name)
                        for i in self.all_instances())
 
         while not spawned():
@@ -221,10 +178,7 @@ class Supervisor:
         self._check_accepting()
         targets = self.select(name, index)
         async with self._operating(targets, is_start=True):
-            if index is None:
-                self._cancel_pending_start(name)  # an operator's start does not wait for dependencies
-            for instance in targets:
-                instance.request_start()
+            await self.dependencies.start(self.app_config(name), targets)
             await self._wait_started(targets)
 
     async def _wait_started(self, targets: list[Instance]) -> None:
@@ -244,7 +198,7 @@ class Supervisor:
         targets = self.select(name, index)
         async with self._operating(targets, is_start=False):
             if index is None:
-                self._cancel_pending_start(name)  # stopped means stopped, even if its dependencies turn ready later
+                self.dependencies.cancel(name)  # stopped means stopped, even if its dependencies turn ready later
             for instance in targets:
                 instance.request_stop("operator")
             await self._wait_until(lambda: all(i.state in RESTING_STATES for i in targets),
@@ -254,6 +208,10 @@ class Supervisor:
         self._check_accepting()
         targets = self.select(name, index)
         async with self._operating(targets, is_start=True):
+            if self.dependencies.is_waiting(name):  # still waiting for its dependencies: nothing to replace yet
+                await self.dependencies.start(self.app_config(name), targets)
+                await self._wait_started(targets)
+                return
             for instance in targets:
                 await self._restart_one(instance, "operator")
 
@@ -304,7 +262,7 @@ class Supervisor:
         group = self.instances.setdefault(name, [])
         added = [await self._add_instance(app, index) for index in range(len(group), count)]
         removed = group[count:]
-        is_waiting = name in self._starters  # still waiting for its dependencies: the starter starts them all
+        is_waiting = self.dependencies.is_waiting(name)  # its starter will start them all
         if not is_waiting:
             for instance in added:
                 instance.request_start()
@@ -330,7 +288,7 @@ class Supervisor:
         is (re)started, as `supervisorctl update` does: a reload is how a fixed config gets a fatal app going.
         One still waiting for its dependencies keeps waiting.
         """
-        is_waiting = app.name in self._starters
+        is_waiting = self.dependencies.is_waiting(app.name)
         for instance in list(self.instances.get(app.name, [])):
             if is_waiting or (instance.is_resting and not app.autostart):
                 instance.reconfigure(app)
@@ -375,7 +333,7 @@ class Supervisor:
             for index in range(fresh[name].instances):
                 await self._add_instance(fresh[name], index)
             if fresh[name].autostart:
-                self._schedule_start(fresh[name])
+                self.dependencies.schedule_start(fresh[name])
         log.info("reload_finished", added=added, removed=removed, changed=changed)
         return ReloadReport(config_path, added, removed, changed, unchanged)
 

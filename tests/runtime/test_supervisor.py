@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from omnitron.errors import OmnitronError
+from omnitron.runtime import dependencies
 from omnitron.runtime.states import AppState
 from tests.helpers import app_script, await_for
 from tests.runtime_harness import DEADLINE_S, Recorder, group_exists, python_on_sigterm, run_supervisor, until_told
@@ -188,3 +189,21 @@ async def test_twenty_concurrent_restarts_all_succeed_and_leave_one_process(reco
         pids = recorder.start_pids()
         assert len(pids) == 21 and len(set(pids)) == 21
         assert [p for p in pids if not recorder.is_gone(p)] == [instance.pid], "exactly one process left"
+
+
+@pytest.mark.parametrize("verb", ["start", "restart"])
+async def test_a_start_of_an_app_waiting_for_its_dependency_says_so_and_the_request_stands(
+        recorder: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verb: str) -> None:
+    # Regression test for the hardening issue, item 20: `restart` of a waiting app started it at once, skipping
+    # its dependency. CONTRACT section 1: exit 1 naming the unmet condition; the app starts once it holds.
+    monkeypatch.setattr(dependencies, "DEPENDENCY_WAIT_S", 0.3)
+    apps: list[dict[str, Any]] = [{"name": "db", "command": READY, "autostart": False},
+            {"name": "api", "command": READY, "depends_on": ["db"]}]
+    async with run_supervisor(apps, recorder, tmp_path) as supervisor:
+        with pytest.raises(OmnitronError) as refused:
+            await getattr(supervisor, verb)("api", None)
+        assert refused.value.cause == "api is waiting for db (started; now stopped)"
+        assert recorder.kinds("api:0") == [], "nothing started ahead of its dependency"
+        await supervisor.start("db", None)
+        await recorder.until_state(S.RUNNING, key="api:0")  # the request stood
+        assert recorder.events_of("db:0", kind="start")[0].ts < recorder.events_of("api:0", kind="start")[0].ts
