@@ -8,7 +8,6 @@ with its ENV, OMNITRON_HOME moved to a private directory and the health port mov
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,30 +22,19 @@ import pytest
 
 from omnitron.config.model import DaemonConfig
 from tests.deploy_files import DEMO_CONFIG, REPO, demo_web_app, read_dockerfile
+from tests.external.support import UNSHARE, pid_namespace_unavailable
 from tests.helpers import wait_for
 
 VENV_BIN = Path(sys.executable).parent
 IMAGE_VENV_BIN = "/opt/omnitron/bin"
 # Docker's default PATH for a container, which the image's `ENV PATH=...:${PATH}` extends.
 DOCKER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
 READY_TIMEOUT_S = 30.0
-
-
-def _namespaces_unavailable() -> str | None:
-    if shutil.which("unshare") is None:
-        return "`unshare` (util-linux) is not installed"
-    if os.geteuid() != 0:
-        return "a PID namespace needs root (unshare --pid --mount-proc)"
-    trial = subprocess.run([*UNSHARE, "true"], capture_output=True, text=True, timeout=10)
-    if trial.returncode != 0:
-        return f"unshare cannot create a PID namespace here: {trial.stderr.strip()}"
-    return None
 
 
 pytestmark = [
     pytest.mark.timeout(120),
-    pytest.mark.skipif(bool(_namespaces_unavailable()), reason=str(_namespaces_unavailable())),
+    pytest.mark.skipif(bool(pid_namespace_unavailable()), reason=str(pid_namespace_unavailable())),
 ]
 
 
