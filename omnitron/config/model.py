@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from omnitron.config.units import ByteSize, Duration
 
@@ -41,7 +41,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Command = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+def no_nul(value: str) -> str:
+    """The OS cannot pass a NUL byte in an argument or an environment value (Popen raises ValueError)."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL byte, which no program can receive; remove it")
+    return value
+
+
+Argument = Annotated[str, Field(min_length=1), AfterValidator(no_nul)]
+Command = Annotated[list[Argument], Field(min_length=1)]
 # A command given as a string or an array; one name so that errors in a list of commands carry the item's index.
 CommandLine = Annotated[Command, BeforeValidator(split_command)]
 
@@ -122,7 +130,7 @@ class AppConfig(_Model):
         default=None, description="a Python file run with the daemon's own interpreter, instead of `command`"
     )
     cwd: str = Field(default=".", description="working directory; relative to the config file's folder")
-    env: dict[str, str] = Field(
+    env: dict[str, Annotated[str, AfterValidator(no_nul)]] = Field(
         default_factory=dict,
         repr=False,
         description="extra environment variables; values may use `${VAR}`; never printed",

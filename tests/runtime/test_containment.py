@@ -84,10 +84,16 @@ async def test_an_error_while_the_child_runs_stops_its_group_and_makes_it_fatal(
             instance.retire()
 
 
-async def test_a_nul_byte_in_the_command_is_a_spawn_failure_not_a_crash(recorder: Recorder, tmp_path: Path) -> None:
-    # Popen raises ValueError, not OSError, for an embedded NUL; `check` accepted such a config
-    app = AppConfig.model_validate({"name": "app", "command": ["sleep", "1\u0000"], "cwd": str(tmp_path)})
-    instance = Instance(app, 0, recorder.services())
+async def test_a_nul_byte_reaching_the_env_at_run_time_is_a_spawn_failure_not_a_crash(recorder: Recorder,
+                                                                                      tmp_path: Path) -> None:
+    # The config refuses NUL bytes now; a secret's value can still carry one at run time. Popen raises
+    # ValueError, not OSError, for it.
+    def launch_with_nul(app: AppConfig, index: int) -> LaunchSpec:
+        spec = launch(app, index)
+        return dataclasses.replace(spec, env={**spec.env, "TOKEN": "x\u0000y"})
+
+    services = dataclasses.replace(recorder.services(), launch=launch_with_nul)
+    instance = Instance(app_config(tmp_path, READY), 0, services)
     with anyio.fail_after(DEADLINE_S):
         async with anyio.create_task_group() as tg:
             await tg.start(instance.run)

@@ -400,3 +400,17 @@ def test_only_one_app_may_be_main(tmp_path: Path) -> None:
     path.write_text('[[apps]]\nname = "a"\ncommand = "run"\nmain = true\n\n'
                     '[[apps]]\nname = "b"\ncommand = "run"\nmain = true\n')
     assert problems_of(path) == ["apps[1].main: only one app may be main (also apps[0], a)"]
+
+
+def test_a_nul_byte_in_a_command_env_value_or_exec_probe_is_refused_with_its_location(tmp_path: Path) -> None:
+    # Regression test for the hardening issue, item 1: `check` accepted these, and the spawn raised ValueError
+    path = tmp_path / "omnitron.toml"
+    path.write_text('[[apps]]\nname = "api"\ncommand = ["sleep", "1\\u0000"]\nenv = { A = "x\\u0000y" }\n'
+                    '[apps.health]\nexec = ["true\\u0000"]\n')
+    problems = problems_of(path)
+    assert problems == [
+        "apps[0].command[1]: contains a NUL byte, which no program can receive; remove it",
+        "apps[0].env.A: contains a NUL byte, which no program can receive; remove it",
+        "apps[0].health.exec[0]: contains a NUL byte, which no program can receive; remove it",
+    ]
+    assert "x\u0000y" not in " ".join(problems), "env values are never printed"
