@@ -431,7 +431,10 @@ def test_as_pid_1_reaps_double_forked_orphans_and_stops_on_sigterm(run_daemon: R
     inner = psutil.Process(daemon.proc.pid).children()[0]  # omnitron, PID 1 inside the namespace
 
     def no_zombies() -> bool:
-        return not [c for c in inner.children() if c.status() == psutil.STATUS_ZOMBIE]
+        try:
+            return not [c for c in inner.children() if c.status() == psutil.STATUS_ZOMBIE]
+        except psutil.NoSuchProcess:  # a child reaped between the listing and its status: look again
+            return False
 
     wait_for(lambda: no_zombies() and len(inner.children()) == 2, timeout=10,
              describe=lambda: f"children {[(c.pid, c.status()) for c in inner.children()]}")
