@@ -67,3 +67,13 @@ def launch_spec(*, port: int | None, instance: int, env: dict[str, str], cwd: st
     """A LaunchSpec with the variables omnitron adds to an instance's env (as the Launcher builds it)."""
     full = {**env, "OMNITRON_INSTANCE": str(instance), **({"PORT": str(port)} if port is not None else {})}
     return LaunchSpec(argv=("true",), env=full, cwd=cwd, port=port)
+
+
+def is_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (one that exits while we look counts as gone)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

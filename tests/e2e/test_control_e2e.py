@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from tests.daemon_harness import OMNITRON, Daemon, app_argv, cli, cli_env, cli_status, write_config
-from tests.helpers import wait_for
+from tests.helpers import is_alive, wait_for
 
 RunDaemon = Callable[..., Daemon]
 
@@ -341,6 +341,6 @@ def test_twenty_concurrent_restarts_all_return_0_and_leave_one_process_per_insta
     after = daemon.pids("api")
     assert daemon.instance_states() == {"api:0": "running", "api:1": "running"}
     assert set(after.values()).isdisjoint(before.values())
-    leader_pids = {p.pid for p in psutil.Process(daemon.proc.pid).children() if p.status() != psutil.STATUS_ZOMBIE}
+    leader_pids = {p.pid for p in psutil.Process(daemon.proc.pid).children() if is_alive(p.pid)}
     assert leader_pids == set(after.values()), "exactly one process per instance"
     assert [a["restarts"] for a in daemon.status()["apps"]] == [20, 20]

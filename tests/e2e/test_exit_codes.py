@@ -8,10 +8,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-import psutil
-
 from tests.daemon_harness import Daemon, app_argv
-from tests.helpers import python
+from tests.helpers import is_alive, python
 
 RunDaemon = Callable[..., Daemon]
 
@@ -21,7 +19,7 @@ def _toml(argv: list[str]) -> str:
 
 
 def _no_app_left(pids: list[int]) -> bool:
-    return not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+    return not any(is_alive(p) for p in pids)
 
 
 def test_the_main_app_ending_stops_the_rest_and_gives_its_exit_code(run_daemon: RunDaemon, tmp_path: Path) -> None:
