@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
+
 from omnitron.runtime.process import LaunchSpec
 
 APPS = Path(__file__).parent / "apps"
@@ -71,9 +73,18 @@ def launch_spec(*, port: int | None, instance: int, env: dict[str, str], cwd: st
 
 def is_alive(pid: int) -> bool:
     """The process exists and is not a zombie (one that exits while we look counts as gone)."""
-    import psutil
-
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def kill_if_alive(procs: list[psutil.Process]) -> None:
+    """SIGKILL what is left, by PID; is_running() also checks the start time, so a reused PID is spared."""
+    for proc in procs:
+        try:
+            if proc.is_running():
+                proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from tests.daemon_harness import OMNITRON, Daemon, app_argv, cli, cli_env, cli_status, write_config
-from tests.helpers import is_alive, wait_for
+from tests.helpers import is_alive, kill_if_alive, wait_for
 
 RunDaemon = Callable[..., Daemon]
 
@@ -271,21 +271,8 @@ def test_every_state_name_is_reachable(run_daemon: RunDaemon) -> None:
     assert (exit_codes["oneshot"], exit_codes["broken"]) == (0, 3)
 
 
-def _is_alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
-def _kill_if_alive(procs: list[psutil.Process]) -> None:
-    """SIGKILL what is left, by PID; is_running() also checks the start time, so a reused PID is spared."""
-    for proc in procs:
-        try:
-            if proc.is_running():
-                proc.kill()
-        except psutil.NoSuchProcess:
-            pass
 
 
 def test_detached_up_status_down_leaves_no_process(home: Path, tmp_path: Path) -> None:
@@ -308,12 +295,12 @@ def test_detached_up_status_down_leaves_no_process(home: Path, tmp_path: Path) -
         down = cli("down", home=home)
         assert down.returncode == 0, down.stderr
         # `down` returns once the daemon released its PID lock; the interpreter's own exit may trail it briefly.
-        wait_for(lambda: not _is_alive(pid), timeout=5, describe=f"daemon {pid} still alive after `down`")
+        wait_for(lambda: not is_alive(pid), timeout=5, describe=f"daemon {pid} still alive after `down`")
         assert not any(psutil.pid_exists(p) for p in app_pids)
         assert cli("status", home=home).returncode == 3
         assert cli("down", home=home).returncode == 3
     finally:
-        _kill_if_alive(leftovers)
+        kill_if_alive(leftovers)
 
 
 def test_detached_up_with_an_invalid_config_says_why(home: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from tests.daemon_harness import Daemon, app_argv, cli, cli_status, write_config
-from tests.helpers import wait_for
+from tests.helpers import kill_if_alive, wait_for
 
 RunDaemon = Callable[..., Daemon]
 
@@ -169,13 +169,6 @@ def test_a_stop_signal_during_start_up_is_not_lost(run_daemon: RunDaemon, tmp_pa
     assert "Traceback" not in daemon.output()
 
 
-def _kill_if_alive(procs: list[psutil.Process]) -> None:
-    for proc in procs:
-        try:
-            if proc.is_running():
-                proc.kill()
-        except psutil.NoSuchProcess:
-            pass
 
 
 def test_the_detached_daemon_ignores_them_too_and_reopens_its_own_log(home: Path, tmp_path: Path) -> None:
@@ -202,7 +195,7 @@ def test_the_detached_daemon_ignores_them_too_and_reopens_its_own_log(home: Path
         wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
                  describe=f"daemon {pid} still alive after `down`")
     finally:
-        _kill_if_alive(leftovers)
+        kill_if_alive(leftovers)
 
 
 def _json_or_none(line: str) -> dict[str, object] | None:
