@@ -101,7 +101,12 @@ def _pids(instances: list[dict[str, Any]]) -> str:
 
 def cmd_action(args: argparse.Namespace) -> int:
     app, instance = _target(args.target)
-    instances = _client().act(args.action, app, instance).get("instances", [])
+    answer = _client().act(args.action, app, instance)
+    instances = answer.get("instances", [])
+    for note in answer.get("notes") or []:
+        _say(note)
+    if answer.get("started") is False:  # a start of what already runs: the note said so
+        return ExitCode.OK
     done = _PAST_TENSE[args.action]
     if instance is None:
         _say(f"{app}: {done} {_plural(len(instances))}{_pids(instances)}")
@@ -152,12 +157,17 @@ def cmd_scale(args: argparse.Namespace) -> int:
 
 
 def reload_line(report: dict[str, Any]) -> str:
-    """One line summing up a reload: `reloaded FILE: 1 added (web), 1 changed (api), 2 unchanged`."""
+    """One line summing up a reload:
+    `reloaded FILE: 1 added (web), 1 changed (api), 1 scaled (worker 3 -> 2), 2 unchanged`."""
     parts = []
     for key in ("added", "removed", "changed"):
         names = report.get(key) or []
         if names:
             parts.append(f"{len(names)} {key} ({', '.join(names)})")
+    scaled = report.get("scaled") or {}
+    if scaled:
+        counts = ", ".join(f"{name} {before} -> {after}" for name, (before, after) in scaled.items())
+        parts.append(f"{len(scaled)} scaled ({counts})")
     unchanged = len(report.get("unchanged") or [])
     if not parts:
         return f"reloaded {report.get('config')}: no changes ({unchanged} unchanged)"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from omnitron.runtime.snapshot import ReloadReport
+from omnitron.runtime.snapshot import ReloadReport, StartReport
 
-__all__ = ["ControlTarget", "ReloadReport"]
+__all__ = ["ControlTarget", "ReloadReport", "StartReport"]
 
 
 class ControlTarget(Protocol):
@@ -19,7 +19,7 @@ class ControlTarget(Protocol):
 
     def app_names(self) -> list[str]: ...
 
-    async def start(self, app: str, instance: int | None) -> None: ...
+    async def start(self, app: str, instance: int | None) -> StartReport: ...
 
     async def stop(self, app: str, instance: int | None) -> None: ...
 

@@ -126,8 +126,10 @@ def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapsh
         if verb not in ACTIONS:
             return JSONResponse(error_body(UsageError(f"no such action {verb!r}")), status_code=404)
         instance = _optional_count(await _json_body(request), "instance")
-        method = {"start": target.start, "stop": target.stop, "restart": target.restart}[verb]
-        await method(app, instance)
+        if verb == "start":
+            report = await target.start(app, instance)
+            return JSONResponse({**app_view(app), **asdict(report)})
+        await (target.stop if verb == "stop" else target.restart)(app, instance)
         return JSONResponse(app_view(app))
 
     async def send_signal(request: Request) -> Response:

@@ -265,11 +265,15 @@ class Instance:
         return True
 
     async def _sit_out_backoff(self, delay_s: float) -> None:
-        """Wait in BACKOFF; a request ends the wait and is left for the loop top (a start changes nothing)."""
+        """Wait in BACKOFF; a request ends the wait and is left for the loop top: a stop is honoured, a restart
+        restarts now, and a start (an operator's) starts now as a restart, forgetting earlier failures as
+        any manual start does (issue #20: it used to wait out the delay silently)."""
         with anyio.move_on_after(delay_s):
-            while (request := await self._take_request()) is not None and request.goal == "start":
-                pass  # already on its way up
-            self._request = request  # a stop is honoured, a restart just restarts now: both at the loop top
+            request = await self._take_request()
+            if request is not None and request.goal == "start":
+                self.failures, self.awaiting_liveness_pass = 0, False
+                request = Request("restart", request.reason)
+            self._request = request
 
     def _spawn(self, restart_reason: str | None) -> ChildProcess | None:
         try:

@@ -57,7 +57,17 @@ class ReloadReport:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # same config and same instance count
+    # Apps whose instance count moved, name -> [before, after]; an app only scaled is not in `changed`.
+    scaled: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StartReport:
+    """What `omnitron start` did beyond starting: notes for the operator, and whether anything was started."""
+
+    notes: list[str] = field(default_factory=list)  # e.g. "api:0 is in backoff; starting now"
+    started: bool = True  # False: every selected instance was already running, nothing was done
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from omnitron.runtime.events import EventSink
 from omnitron.runtime.instance import Instance, InstanceServices, OutputSink
 from omnitron.runtime.memory import MemoryLimits
 from omnitron.runtime.process import LaunchSpec, signal_name
-from omnitron.runtime.snapshot import ReloadReport
+from omnitron.runtime.snapshot import ReloadReport, StartReport
 from omnitron.runtime.states import RESTING_STATES, AppState
 
 log = structlog.get_logger()
@@ -174,12 +174,17 @@ class Supervisor:
                 self._check_accepting()
             yield
 
-    async def start(self, name: str, index: int | None) -> None:
+    async def start(self, name: str, index: int | None) -> StartReport:
+        """Start what rests, at once for an instance in backoff; an app already running is left alone."""
         self._check_accepting()
         targets = self.select(name, index)
         async with self._operating(targets, is_start=True):
+            if targets and all(i.state is S.RUNNING and not i.has_pending_start for i in targets):
+                return StartReport([f"{name if index is None else targets[0].key} is already running"], False)
+            notes = [f"{i.key} is in backoff; starting now" for i in targets if i.state is S.BACKOFF]
             await self.dependencies.start(self.app_config(name), targets)
             await self._wait_started(targets)
+        return StartReport(notes, True)
 
     async def _wait_started(self, targets: list[Instance]) -> None:
         if not targets:
@@ -317,8 +322,10 @@ class Supervisor:
         added = [n for n in fresh if n not in old]
         removed = [n for n in old if n not in fresh]
         changed = [n for n in fresh if n in old and _without_count(fresh[n]) != _without_count(old[n])]
-        unchanged = [n for n in fresh if n in old and n not in changed]
-        log.info("reload_started", added=added, removed=removed, changed=changed)
+        scaled = {n: [len(self.instances.get(n, [])), fresh[n].instances] for n in fresh if n in old
+                  and len(self.instances.get(n, [])) != fresh[n].instances}
+        unchanged = [n for n in fresh if n in old and n not in changed and n not in scaled]
+        log.info("reload_started", added=added, removed=removed, changed=changed, scaled=scaled)
         for layer in reversed(app_layers([old[n] for n in removed])):
             for name in layer:
                 await self._scale(name, 0)
@@ -326,16 +333,15 @@ class Supervisor:
         self.ecosystem = new.model_copy(update={"apps": [fresh[n] if n in fresh else old[n] for n in fresh]})
         for name in changed:
             await self._roll(fresh[name])
-        for name in changed + unchanged:
-            if len(self.instances.get(name, [])) != fresh[name].instances:
-                await self._scale(name, fresh[name].instances)
+        for name in scaled:
+            await self._scale(name, fresh[name].instances)
         for name in added:
             for index in range(fresh[name].instances):
                 await self._add_instance(fresh[name], index)
             if fresh[name].autostart:
                 self.dependencies.schedule_start(fresh[name])
-        log.info("reload_finished", added=added, removed=removed, changed=changed)
-        return ReloadReport(config_path, added, removed, changed, unchanged)
+        log.info("reload_finished", added=added, removed=removed, changed=changed, scaled=scaled)
+        return ReloadReport(config_path, added, removed, changed, unchanged, scaled)
 
 
     def _start_memory_limits(self) -> None:

@@ -151,6 +151,29 @@ def test_reload_applies_only_the_difference(daemon: Daemon, tmp_path: Path) -> N
     assert gone and not psutil.pid_exists(gone)
 
 
+def test_start_of_a_running_app_says_it_is_already_running(daemon: Daemon) -> None:
+    """Regression test for #20 item 6: it printed "started" and did nothing."""
+    wait_for(lambda: daemon.instance_states().get("api:1") == "running", describe=lambda: str(daemon.instance_states()))
+    wait_for(lambda: daemon.instance_states().get("api:0") == "running", describe=lambda: str(daemon.instance_states()))
+    before = daemon.pids("api")
+    assert daemon.ok("start", "api") == "api is already running\n"
+    assert daemon.pids("api") == before
+
+
+def test_a_reload_that_only_changes_instance_counts_says_so(daemon: Daemon, tmp_path: Path) -> None:
+    """Regression test for #20 item 3: a reload scaling 2 -> 3 and 1 -> 0 printed "no changes"."""
+    write_config(tmp_path, app_toml("api", "ready.py", instances=3) + app_toml("worker", "ready.py", instances=0),
+                 name="next.toml")
+    out = daemon.cli("reload", "-c", str(tmp_path / "next.toml"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.endswith(": 2 scaled (api 2 -> 3, worker 1 -> 0), 0 unchanged\n"), out.stdout
+    assert [(a["name"], a["instance"]) for a in daemon.status()["apps"]] == [("api", 0), ("api", 1), ("api", 2)]
+    write_config(tmp_path, app_toml("api", "ready.py", instances=2) + app_toml("worker", "ready.py", instances=0),
+                 name="next.toml")
+    out = daemon.cli("reload", "-c", str(tmp_path / "next.toml"))
+    assert out.stdout.endswith(": 1 scaled (api 3 -> 2), 1 unchanged\n"), out.stdout + out.stderr
+
+
 def test_an_invalid_reload_is_refused_and_touches_nothing(daemon: Daemon, tmp_path: Path) -> None:
     before = daemon.status()["apps"]
     bad = write_config(tmp_path, app_toml("api", "ready.py", restart="sometimes"), name="bad.toml")

@@ -11,8 +11,9 @@ import pytest
 
 from omnitron.errors import OmnitronError
 from omnitron.runtime import dependencies
+from omnitron.runtime.snapshot import StartReport
 from omnitron.runtime.states import AppState
-from tests.helpers import app_script, await_for
+from tests.helpers import app_script, await_for, python
 from tests.runtime_harness import DEADLINE_S, Recorder, group_exists, python_on_sigterm, run_supervisor, until_told
 
 pytestmark = pytest.mark.anyio
@@ -207,3 +208,42 @@ async def test_a_start_of_an_app_waiting_for_its_dependency_says_so_and_the_requ
         await supervisor.start("db", None)
         await recorder.until_state(S.RUNNING, key="api:0")  # the request stood
         assert recorder.events_of("db:0", kind="start")[0].ts < recorder.events_of("api:0", kind="start")[0].ts
+
+
+def crash_while(flag: Path) -> list[str]:
+    """A child that exits 1 at once while the file `flag` exists, else prints READY and runs."""
+    return python(
+        "import os, sys, time\n"
+        f"if os.path.exists({str(flag)!r}):\n"
+        "    sys.exit(1)\n"
+        "print('READY', flush=True)\n"
+        "time.sleep(3600)\n"
+    )
+
+
+async def test_a_start_in_backoff_starts_at_once_and_says_so(recorder: Recorder, tmp_path: Path) -> None:
+    """Regression test for #20 item 6: a start of an app in backoff waited out the whole delay in silence."""
+    flag = tmp_path / "broken"
+    flag.touch()
+    apps = [{"name": "app", "command": crash_while(flag), "backoff": {"initial": "1h", "max": "1h"}}]
+    async with run_supervisor(apps, recorder, tmp_path) as supervisor:
+        await recorder.until_state(S.BACKOFF)
+        flag.unlink()
+        with anyio.fail_after(DEADLINE_S):  # far less than the hour of backoff
+            report = await supervisor.start("app", None)
+        assert report.notes == ["app:0 is in backoff; starting now"] and report.started
+        assert recorder.states()[-3:] == [S.BACKOFF, S.STARTING, S.RUNNING]
+        assert [e.reason for e in recorder.events_of(kind="restart")] == ["operator"]
+        assert supervisor.instances["app"][0].failures == 0  # a manual start forgets earlier failures
+
+
+async def test_a_start_of_a_running_app_does_nothing_and_says_so(recorder: Recorder, tmp_path: Path) -> None:
+    """Regression test for #20 item 6: `start` of a running app printed "started"."""
+    async with run_supervisor([{"name": "app", "command": READY, "instances": 2}], recorder, tmp_path) as supervisor:
+        await recorder.until_state(S.RUNNING, "app:1")
+        await recorder.until_state(S.RUNNING, "app:0")
+        pids = [i.pid for i in supervisor.instances["app"]]
+        assert (await supervisor.start("app", None)) == StartReport(["app is already running"], started=False)
+        assert (await supervisor.start("app", 1)) == StartReport(["app:1 is already running"], started=False)
+        assert [i.pid for i in supervisor.instances["app"]] == pids
+        assert recorder.kinds("app:0") == ["start"]

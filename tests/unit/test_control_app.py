@@ -18,7 +18,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from omnitron.errors import ConfigError, OmnitronError, UsageError
-from omnitron.http.control_api import ReloadReport
+from omnitron.http.control_api import ReloadReport, StartReport
 from omnitron.http.control_app import build_control_app
 from omnitron.http.sockets import bind_control_socket, remove_control_socket
 from omnitron.runtime.snapshot import DaemonSnapshot, InstanceSnapshot
@@ -75,9 +75,10 @@ class CannedDaemon:
         if number is not None and number not in numbers:
             raise UsageError(f"{app} has no instance {number}", fix="see `omnitron status`")
 
-    async def start(self, app: str, instance: int | None) -> None:
+    async def start(self, app: str, instance: int | None) -> StartReport:
         self._check(app, instance)
         self.calls.append(("start", app, str(instance)))
+        return StartReport()
 
     async def stop(self, app: str, instance: int | None) -> None:
         self._check(app, instance)
@@ -246,6 +247,7 @@ def test_reload_returns_the_report(client: TestClient, daemon: CannedDaemon) -> 
         "removed": [],
         "changed": [],
         "unchanged": ["api", "worker"],
+        "scaled": {},
     }
     assert client.post("/v1/reload", json={"config": None}).status_code == 200
     assert client.post("/v1/reload", json={"config": 3}).status_code == 400
