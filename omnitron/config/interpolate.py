@@ -1,8 +1,10 @@
-"""`${VAR}` and `${VAR:-default}` substitution in config strings, docker-compose style, with `$$` for a literal `$`.
+"""`${VAR}`, `${VAR:-default}` and `${VAR:?message}` substitution in config strings, docker-compose style, with
+`$$` for a literal `$`.
 
 Rules:
 - `${VAR}` becomes the value of VAR, or "" when VAR is unset (docker-compose behaviour).
 - `${VAR:-default}` becomes `default` when VAR is unset or empty; the default may itself hold `${...}` references.
+- `${VAR:?message}` is an error naming VAR (and the message) when VAR is unset or empty, as in a POSIX shell.
 - `$$` is a literal `$`. A `$` not followed by `{` or `$` is kept as is (`$HOME` is not substituted).
 - Names listed in `keep` (the per-instance `PORT` and `OMNITRON_INSTANCE`) are left untouched. Such a partial
   pass must be resolvable again later, so it also keeps `$$` as `$$` and escapes every `$` it substitutes in;
@@ -20,6 +22,15 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 class InterpolationError(ValueError):
     """A malformed `${...}` reference; the message never quotes the text, which may hold a secret."""
+
+
+class MissingVariable(InterpolationError):
+    """`${VAR:?message}` with VAR unset or empty: names VAR and the config author's message, never a value."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        detail = message.strip() or "required"
+        super().__init__(f"${{{name}}} is not set: {detail} (set {name} in the daemon's environment)")
 
 
 def interpolate(text: str, mapping: Mapping[str, str], *, keep: frozenset[str] = frozenset()) -> str:
@@ -75,11 +86,17 @@ def _substitute(text: str, dollar: int, end: int, mapping: Mapping[str, str], ke
         )
     name = name_match.group(0)
     rest = body[name_match.end() :]
-    if rest and not rest.startswith(":-"):
-        raise InterpolationError(f"invalid ${{...}} reference at character {dollar}; use ${{VAR}} or ${{VAR:-default}}")
+    if rest and not rest.startswith((":-", ":?")):
+        raise InterpolationError(
+            f"invalid ${{...}} reference at character {dollar}; use ${{VAR}}, ${{VAR:-default}} or ${{VAR:?message}}"
+        )
     if name in keep:
         return text[dollar : end + 1]
     value = mapping.get(name, "")
+    if rest.startswith(":?"):
+        if value == "":
+            raise MissingVariable(name, rest[2:])
+        return value.replace("$", "$$") if keep else value
     if rest and value == "":
         # The default is interpolated with the same rules, so it is already escaped for a partial pass.
         return interpolate(rest[2:], mapping, keep=keep)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omnitron.config.interpolate import PER_INSTANCE, InterpolationError, interpolate
+from omnitron.config.interpolate import PER_INSTANCE, InterpolationError, MissingVariable, interpolate
 
 ENV = {"HOST": "db.local", "EMPTY": "", "PRICE": "5$", "PORT": "7777"}
 
@@ -74,3 +74,17 @@ def test_malformed_reference_is_an_error_that_does_not_quote_the_text(text: str)
         interpolate(secret_text, ENV)
     assert "hunter2" not in str(caught.value)
     assert "character" in str(caught.value)
+
+
+def test_a_required_variable_substitutes_when_set_and_is_an_error_naming_it_when_unset_or_empty() -> None:
+    """Regression test for #20 item 4: an unset ${VAR} silently became empty; `${VAR:?message}` refuses."""
+    assert interpolate("pg://${HOST:?set the database host}/app", ENV) == "pg://db.local/app"
+    assert interpolate("${PRICE:?x}", ENV, keep=PER_INSTANCE) == "5$$"
+    for name in ("MISSING", "EMPTY"):
+        with pytest.raises(MissingVariable) as caught:
+            interpolate(f"pg://${{{name}:?set the database host}}/app", ENV)
+        assert str(caught.value) == (f"${{{name}}} is not set: set the database host (set {name} in the daemon's "
+                                     "environment)")
+    with pytest.raises(MissingVariable, match="required"):
+        interpolate("${MISSING:?}", ENV)
+    assert interpolate("${PORT:?needs a port}", ENV, keep=PER_INSTANCE) == "${PORT:?needs a port}"

@@ -375,6 +375,16 @@ def test_bad_interpolation_is_located(tmp_path: Path) -> None:
     assert [p.split(":")[0] for p in problems] == ["apps[0].command[1]", "infra.migrate[0][1]"]
 
 
+def test_a_required_variable_that_is_unset_is_a_located_problem(tmp_path: Path) -> None:
+    """Regression test for #20 item 4: `${VAR:?message}` makes a missing variable an error, as shells do."""
+    text = apps_toml('name = "a"\ncommand = "x"\nenv = { DB = "${DATABASE_URL:?add the Postgres add-on}" }')
+    assert problems_of(write(tmp_path, text)) == [
+        "apps[0].env.DB: ${DATABASE_URL} is not set: add the Postgres add-on (set DATABASE_URL in the daemon's "
+        "environment)"]
+    app = load_config(write(tmp_path, text), environ={"DATABASE_URL": "pg://db"}).ecosystem.apps[0]
+    assert app.env == {"DB": "pg://db"}
+
+
 def test_returned_path_is_absolute_and_loaded_model_is_frozen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     write(tmp_path, json.dumps({"apps": [{"name": "a", "command": "x"}]}), "omnitron.json")
