@@ -22,13 +22,13 @@ from anyio.abc import ByteReceiveStream
 
 from omnitron.config.load import LoadedConfig
 from omnitron.config.model import AppConfig, Ecosystem, LogsConfig
-from omnitron.health.resources import ResourceSampler
 from omnitron.runtime import process
 from omnitron.runtime.events import Event
 from omnitron.runtime.instance import Instance, InstanceServices
 from omnitron.runtime.process import LaunchSpec
 from omnitron.runtime.states import AppState
 from omnitron.runtime.supervisor import Supervisor
+from omnitron.runtime.usage import UsageMonitor
 from tests.helpers import python
 
 S = AppState
@@ -263,7 +263,7 @@ async def run_supervisor(apps: list[dict[str, Any]], recorder: Recorder, config_
         async with anyio.create_task_group() as tg:
             supervisor = Supervisor(LoadedConfig(config_dir / "omnitron.toml", ecosystem), tg,
                                     open_output=recorder.open_output, launch=launch, events=recorder,
-                                    sampler=ResourceSampler())
+                                    usage=UsageMonitor())
             supervisor.add_listener(recorder.on_change)
             try:
                 await supervisor.start_all()

@@ -99,9 +99,15 @@ def _optional_count(body: dict[str, Any], key: str) -> int | None:
     return value
 
 
+async def _no_refresh() -> None:
+    return None
+
+
 def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapshot],
-                      request_shutdown: Callable[[], None]) -> Starlette:
-    """The control socket's routes, all under /v1; they read snapshots and call `target`, nothing else."""
+                      request_shutdown: Callable[[], None],
+                      fresh_usage: Callable[[], Awaitable[None]] = _no_refresh) -> Starlette:
+    """The control socket's routes, all under /v1; they read snapshots and call `target`, nothing else.
+    `fresh_usage` brings the cached CPU and memory figures up to date (off the event loop) before `status`."""
 
     def app_view(app: str) -> dict[str, Any]:
         instances = [i.status_json() for i in snapshot().instances if i.name == app]
@@ -111,6 +117,7 @@ def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapsh
         return JSONResponse({"ok": True, "pid": os.getpid(), "version": __version__})
 
     async def status(request: Request) -> Response:
+        await fresh_usage()
         document = snapshot().status_json()
         app = request.query_params.get("app")
         if app is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,8 +16,10 @@ def build_health_app(
     readiness: Callable[[], DaemonSnapshot],
     snapshot: Callable[[], DaemonSnapshot],
     is_shutting_down: Callable[[], bool],
+    fresh_usage: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
-    """`readiness` is the cheap snapshot (no resource sampling); `snapshot` the full one for /metrics."""
+    """`readiness` is the snapshot without resource figures; `snapshot` the full one for /metrics, whose cached
+    figures `fresh_usage` brings up to date first (the /proc scan runs in a worker thread, not on the loop)."""
 
     async def healthz(request: Request) -> Response:
         if is_shutting_down():
@@ -39,6 +41,8 @@ def build_health_app(
     async def metrics(request: Request) -> Response:
         from omnitron.http.metrics import render
 
+        if fresh_usage is not None:
+            await fresh_usage()
         body, content_type = render(snapshot())
         return Response(body, media_type=content_type)
 

@@ -16,7 +16,6 @@ from anyio.abc import TaskStatus
 from omnitron import __version__
 from omnitron.config.load import LoadedConfig, load_config
 from omnitron.errors import ConfigError, OmnitronError
-from omnitron.health.resources import ResourceSampler
 from omnitron.home.history import DAEMON_APP, History
 from omnitron.home.paths import Home
 from omnitron.home.pidlock import PidLock
@@ -32,6 +31,7 @@ from omnitron.runtime.reaper import OrphanReaper, become_subreaper
 from omnitron.runtime.recovery import stop_survivors
 from omnitron.runtime.snapshot import DaemonSnapshot, instance_snapshots
 from omnitron.runtime.supervisor import Supervisor
+from omnitron.runtime.usage import UsageMonitor
 
 if TYPE_CHECKING:
     from omnitron.http.server import EmbeddedServer
@@ -49,7 +49,7 @@ class Daemon:
         self.shutting_down = False
         self.exit_code = 0
         self.health_port: int | None = None
-        self.sampler = ResourceSampler()
+        self.usage = UsageMonitor()
         self._shutdown_requested = anyio.Event()
         self._is_exit_code_decided = False
         self._supervisor: Supervisor | None = None
@@ -62,10 +62,10 @@ class Daemon:
     # --- the read model -------------------------------------------------------------------------------
 
     def snapshot(self, *, with_resources: bool = True) -> DaemonSnapshot:
-        """The whole picture; /readyz, which platforms poll often, takes it without the /proc scan."""
+        """The whole picture, with the usage monitor's cached figures (never a /proc scan on the loop)."""
         sup = self._supervisor
-        sampler = self.sampler if with_resources else None
-        instances = instance_snapshots(sup.all_instances(), sup.waiting_for, sampler) if sup else []
+        usage = self.usage if with_resources else None
+        instances = instance_snapshots(sup.all_instances(), sup.waiting_for, usage) if sup else []
         return DaemonSnapshot(
             pid=os.getpid(), version=__version__, home=str(self.home.root),
             started_at=self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -148,7 +148,7 @@ class Daemon:
         async with anyio.create_task_group() as tg:
             await tg.start(self._handle_signals, reaper, router, tg)
             self._supervisor = Supervisor(self.loaded, tg, open_output=router.open_instance,
-                                          launch=Launcher(self.home), events=events, sampler=self.sampler)
+                                          launch=Launcher(self.home), events=events, usage=self.usage)
             self.supervisor.add_listener(lambda _instance: state.mark_dirty())
             exit_rule = ExitRule(self.loaded.ecosystem.daemon, self.supervisor, self._end_on_own)
             self.supervisor.add_listener(exit_rule.on_change)
@@ -181,8 +181,8 @@ class Daemon:
         from omnitron.http.server import EmbeddedServer
 
         health_app = build_health_app(lambda: self.snapshot(with_resources=False), self.snapshot,
-                                      lambda: self.shutting_down)
-        control_app = build_control_app(self.supervisor, self.snapshot, self.request_shutdown)
+                                      lambda: self.shutting_down, self.usage.fresh)
+        control_app = build_control_app(self.supervisor, self.snapshot, self.request_shutdown, self.usage.fresh)
         servers = [EmbeddedServer(health_app, health_sock), EmbeddedServer(control_app, control_sock)]
         async with anyio.create_task_group() as tg:
             for server in servers:

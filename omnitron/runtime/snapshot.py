@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from omnitron.health.resources import ResourceSampler
     from omnitron.runtime.instance import Instance
+    from omnitron.runtime.usage import UsageMonitor
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class InstanceSnapshot:
     uptime_s: float  # 0.0 when not alive
     exit_code: int | None  # last exit: the code, or -N for signal N (as subprocess reports it)
     healthy: bool | None  # None: the app has no probe
-    cpu_percent: float
+    cpu_percent: float  # of one core, over the usage monitor's rolling window (runtime/usage.py)
     memory_rss: int  # bytes, whole process tree
     cpu_seconds: float  # user+system, whole process tree
     autostart: bool
@@ -100,21 +100,22 @@ class DaemonSnapshot:
 
 
 def instance_snapshots(instances: Iterable[Instance], waiting_for: Mapping[str, str],
-                       sampler: ResourceSampler | None) -> list[InstanceSnapshot]:
-    """Every instance as plain data; without a sampler the resource fields are zero (for /readyz)."""
+                       usage: UsageMonitor | None) -> list[InstanceSnapshot]:
+    """Every instance as plain data; the resource fields are the usage monitor's cached figures (zero without
+    one, for /readyz and state.json, or before the first sample of the current process)."""
     from omnitron.health.readiness import readiness
 
     snapshots = []
     for instance in instances:
         pid = instance.pid
-        usage = sampler.sample(pid) if pid is not None and sampler is not None else None
+        figures = usage.latest((instance.app.name, instance.index), pid) if pid is not None and usage else None
         ready, reason = readiness(instance, waiting_for.get(instance.app.name))
         snapshots.append(InstanceSnapshot(
             name=instance.app.name, instance=instance.index, pid=pid, state=str(instance.state),
             restarts=instance.restarts, uptime_s=instance.uptime_s, exit_code=instance.exit_code,
             healthy=instance.healthy if instance.app.health is not None else None,
-            cpu_percent=usage.cpu_percent if usage else 0.0, memory_rss=usage.rss if usage else 0,
-            cpu_seconds=usage.cpu_seconds if usage else 0.0, autostart=instance.app.autostart,
+            cpu_percent=figures.cpu_percent if figures else 0.0, memory_rss=figures.rss if figures else 0,
+            cpu_seconds=figures.cpu_seconds if figures else 0.0, autostart=instance.app.autostart,
             ready=ready, reason=reason, last_probe_error=instance.last_probe_error,
             start_time=instance.child.create_time if pid is not None and instance.child else None,
         ))

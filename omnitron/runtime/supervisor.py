@@ -14,7 +14,6 @@ from omnitron.config.load import LoadedConfig, load_config
 from omnitron.config.model import AppConfig, Ecosystem, LogsConfig
 from omnitron.errors import OmnitronError, UsageError
 from omnitron.health.readiness import is_ready
-from omnitron.health.resources import ResourceSampler
 from omnitron.runtime.dependencies import Dependencies
 from omnitron.runtime.events import EventSink
 from omnitron.runtime.instance import Instance, InstanceServices, OutputSink
@@ -22,6 +21,7 @@ from omnitron.runtime.memory import MemoryLimits
 from omnitron.runtime.process import LaunchSpec, signal_name
 from omnitron.runtime.snapshot import ReloadReport, StartReport
 from omnitron.runtime.states import RESTING_STATES, AppState
+from omnitron.runtime.usage import Target, UsageMonitor
 
 log = structlog.get_logger()
 S = AppState
@@ -33,15 +33,16 @@ class Supervisor:
 
     def __init__(self, loaded: LoadedConfig, tg: TaskGroup, *, open_output: Callable[[str, int, LogsConfig | None],
                  OutputSink], launch: Callable[[AppConfig, int], LaunchSpec], events: EventSink,
-                 sampler: ResourceSampler) -> None:
+                 usage: UsageMonitor) -> None:
         self.config_path = loaded.path
         self.ecosystem = loaded.ecosystem
-        self.sampler = sampler
+        self.usage = usage
+        usage.bind(self._usage_targets)
         self._services = InstanceServices(open_output=open_output, launch=launch, events=events,
                                           on_change=self._on_change)
         self._listeners: list[Callable[[Instance], None]] = []
         self._tg = tg
-        self._memory_limits: MemoryLimits | None = None
+        self._memory_limits = MemoryLimits(self, usage)
         self._locks: dict[Instance, anyio.Lock] = {}  # one lifecycle operation per instance at a time
         self.instances: dict[str, list[Instance]] = {}
         self.dependencies = Dependencies(self, tg)
@@ -109,6 +110,7 @@ class Supervisor:
     # --- lifecycle ------------------------------------------------------------------------------------
 
     async def start_all(self) -> None:
+        self._tg.start_soon(self.usage.run)  # asleep until someone needs figures
         self._start_memory_limits()
         for app in self.ecosystem.apps:
             for index in range(app.instances):
@@ -345,10 +347,12 @@ class Supervisor:
 
 
     def _start_memory_limits(self) -> None:
-        # No limits, no loop: an idle daemon must not wake up for nothing (a reload may add the first one).
-        if self._memory_limits is None and any(a.max_memory for a in self.ecosystem.apps):
-            self._memory_limits = MemoryLimits(self, self.sampler)
-            self._tg.start_soon(self._memory_limits.run)
+        self._memory_limits.update()  # a reload may add the first limit or remove the last
+
+    def _usage_targets(self) -> list[Target]:
+        """Every live process, for the usage monitor's rounds."""
+        return [Target((i.app.name, i.index), pid, i.started_at)
+                for i in self.all_instances() if (pid := i.pid) is not None]
 
 
 def _without_count(app: AppConfig) -> AppConfig:
