@@ -13,7 +13,16 @@ from pydantic import BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from omnitron.config.model import AppConfig, BackoffConfig, DaemonConfig, HealthConfig, InfraConfig, LogsConfig
+from omnitron.config.model import (
+    AppConfig,
+    BackoffConfig,
+    DaemonConfig,
+    HealthConfig,
+    InfraConfig,
+    LogsConfig,
+    QueueSignalConfig,
+    ScalingConfig,
+)
 from omnitron.config.settings import env_name, is_env_settable
 from omnitron.config.units import format_duration, format_size, parse_duration, parse_size
 
@@ -42,6 +51,16 @@ SECTIONS: tuple[tuple[str, type[BaseModel], str], ...] = (
         "`tcp`, `exec`. See docs/health.md.",
     ),
     ("[apps.logs]", LogsConfig, "Overrides `[daemon.logs]` for this app."),
+    (
+        "[apps.scaling]",
+        ScalingConfig,
+        "Autoscaling of the instance count between `min` and `max`; at least one signal. See docs/scaling.md.",
+    ),
+    (
+        "[apps.scaling.queue]",
+        QueueSignalConfig,
+        "The queue-depth signal: exactly one of `exec` and `http`, and `per_instance`.",
+    ),
     ("[infra]", InfraConfig, "Used only by `omnitron infra migrate`."),
 )
 
@@ -52,6 +71,7 @@ TYPE_OVERRIDES: dict[tuple[type[BaseModel], str], str] = {
     (AppConfig, "env"): "table of strings",
     (AppConfig, "stop_signal"): "signal name",
     (HealthConfig, "exec"): "string or array of strings",
+    (QueueSignalConfig, "exec"): "string or array of strings",
     (InfraConfig, "migrate"): "string, or array of strings or arrays",
 }
 
@@ -62,6 +82,8 @@ NESTED: dict[tuple[type[BaseModel], str], str] = {
     (AppConfig, "health"): "[apps.health]",
     (AppConfig, "liveness"): "[apps.health]",
     (AppConfig, "logs"): "[apps.logs]",
+    (AppConfig, "scaling"): "[apps.scaling]",
+    (ScalingConfig, "queue"): "[apps.scaling.queue]",
 }
 
 

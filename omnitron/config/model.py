@@ -120,6 +120,53 @@ class HealthConfig(_Model):
         return self
 
 
+class QueueSignalConfig(_Model):
+    """The queue-depth signal of `[apps.scaling]`: a command that prints a number, or a URL that answers one."""
+
+    exec: Command | None = Field(
+        default=None, description="command (string or array) whose stdout is the queue depth; run with the app's env"
+    )
+    http: str | None = Field(default=None, description="URL whose 2xx body is the queue depth")
+    per_instance: float = Field(gt=0, description="queue depth one instance handles: desired = ceil(depth / this)")
+    timeout: Duration = Field(default=5.0, gt=0, description="a reading taking longer fails (and keeps the count)")
+
+    _split_exec = field_validator("exec", mode="before")(split_command)
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> QueueSignalConfig:
+        if (self.exec is None) == (self.http is None):
+            raise ValueError("set exactly one of exec or http")
+        return self
+
+
+class ScalingConfig(_Model):
+    """`[apps.scaling]`: the instance count follows CPU and/or queue depth between `min` and `max`."""
+
+    min: int = Field(default=1, ge=0, description="fewest instances; readiness counts the app ready with these")
+    max: int = Field(ge=1, description="most instances")
+    target_cpu: float | None = Field(
+        default=None, gt=0, description="percent of one core per instance, averaged over `window`"
+    )
+    queue: QueueSignalConfig | None = Field(
+        default=None, description="`{ exec = ... | http = URL, per_instance = N }`: ceil(depth / per_instance)"
+    )
+    interval: Duration = Field(default=5.0, gt=0, description="time between decisions")
+    window: Duration = Field(default=30.0, gt=0, description="CPU is averaged over this much recent time")
+    cooldown: Duration = Field(
+        default=60.0, ge=0, description="scale down only once the lower desired count has held this long"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScalingConfig:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.target_cpu is None and self.queue is None:
+            raise ValueError("set at least one signal: target_cpu, or queue = { exec | http, per_instance }")
+        if self.min == 0 and self.queue is None:
+            raise ValueError("min = 0 needs a queue signal (zero instances use no CPU, so CPU alone never scales up)")
+        return self
+
+
 class AppConfig(_Model):
     name: str = Field(pattern=APP_NAME_PATTERN, description="unique; `[a-z0-9][a-z0-9_-]*`")
     command: Command | None = Field(
@@ -174,6 +221,11 @@ class AppConfig(_Model):
         default=None, description="liveness probe: `failure_threshold` failures restart the instance, with backoff"
     )
     logs: LogsConfig | None = Field(default=None, description="this app's log rotation; default: `[daemon.logs]`")
+    scaling: ScalingConfig | None = Field(
+        default=None,
+        description="autoscaling: the instance count follows CPU or queue depth between `min` and `max` "
+        "(`instances` is the starting count)",
+    )
     main: bool = Field(
         default=False,
         description="at most one app: when it ends (`completed` or `fatal`), the daemon stops the others and exits "
@@ -194,6 +246,25 @@ class AppConfig(_Model):
     def _command_or_bootstrap(self) -> AppConfig:
         if (self.command is None) == (self.bootstrap is None):
             raise ValueError("set exactly one of command or bootstrap")
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scaling_starts_at_min(cls, data: object) -> object:
+        # An autoscaled app without `instances` starts with its minimum.
+        if isinstance(data, dict) and "instances" not in data and isinstance(data.get("scaling"), dict):
+            start = data["scaling"].get("min", 1)
+            if isinstance(start, int) and not isinstance(start, bool) and start >= 0:
+                return {**data, "instances": start}
+        return data
+
+    @model_validator(mode="after")
+    def _instances_within_scaling(self) -> AppConfig:
+        scaling = self.scaling
+        if scaling is not None and not scaling.min <= self.instances <= scaling.max:
+            raise ValueError(
+                f"instances = {self.instances} is outside [apps.scaling] min..max ({scaling.min}..{scaling.max})"
+            )
         return self
 
     def argv(self) -> list[str]:
