@@ -23,14 +23,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run_check(args: argparse.Namespace) -> int:
     """Prints `<path>: OK (N apps, M instances)`, warnings and notices on stderr; an invalid config raises
     ConfigError, which cli.main() prints."""
+    import os
+
+    from omnitron.config.advice import config_warnings
     from omnitron.config.checks import readiness_only_notices, shutdown_warnings
     from omnitron.config.load import load_config
 
     loaded = load_config(args.config)
     apps = loaded.ecosystem.apps
-    # Only here, never at `up`: a config that means readiness only is valid, and there is no key to silence a
-    # line repeated at every start and reload (docs/health.md).
-    for line in [*shutdown_warnings(apps, loaded.ecosystem.daemon.shutdown_timeout), *readiness_only_notices(apps)]:
+    # The notices only here, never at `up`: a config that means readiness only is valid, and there is no key to
+    # silence a line repeated at every start and reload (docs/health.md).
+    lines = [*config_warnings(apps, os.environ), *shutdown_warnings(apps, loaded.ecosystem.daemon.shutdown_timeout),
+             *readiness_only_notices(apps)]
+    for line in lines:
         sys.stderr.write(f"{loaded.path}: {line}\n")
     instances = sum(app.instances for app in apps)
     sys.stdout.write(f"{loaded.path}: OK ({_count(len(apps), 'app')}, {_count(instances, 'instance')})\n")

@@ -38,6 +38,10 @@ def _up_detached(config: str | None) -> int:
     from omnitron.home.root import ClientHome
 
     loaded = load_config(config)  # a bad config is exit 2 here, before anything is started
+    from omnitron.config.advice import config_warnings
+
+    for line in config_warnings(loaded.ecosystem.apps, os.environ):
+        sys.stderr.write(f"{loaded.path}: {line}\n")
     home = Home.from_env().ensure()
     if is_locked(home.pidfile):
         raise OmnitronError(

@@ -101,3 +101,25 @@ def _substitute(text: str, dollar: int, end: int, mapping: Mapping[str, str], ke
         # The default is interpolated with the same rules, so it is already escaped for a partial pass.
         return interpolate(rest[2:], mapping, keep=keep)
     return value.replace("$", "$$") if keep else value
+
+
+def bare_references(text: str) -> set[str]:
+    """Names that `text` uses with no default (`${VAR}` or `${VAR:?message}`), at its top level: the ones
+    that end up empty (or an error) when unset. Malformed text gives what was read before the fault."""
+    names: set[str] = set()
+    pos = 0
+    try:
+        while (dollar := text.find("$", pos)) >= 0:
+            following = text[dollar + 1 : dollar + 2]
+            if following != "{":
+                pos = dollar + (2 if following == "$" else 1)
+                continue
+            end = _closing_brace(text, dollar + 2)
+            body = text[dollar + 2 : end]
+            match = _NAME.match(body)
+            if match is not None and not body[match.end() :].startswith(":-"):
+                names.add(match.group(0))
+            pos = end + 1
+    except InterpolationError:
+        pass  # reported by interpolate() where it matters
+    return names

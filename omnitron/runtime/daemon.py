@@ -14,6 +14,7 @@ import structlog
 from anyio.abc import TaskStatus
 
 from omnitron import __version__
+from omnitron.config.advice import config_warnings
 from omnitron.config.load import LoadedConfig, load_config
 from omnitron.errors import ConfigError, OmnitronError
 from omnitron.home.history import DAEMON_APP, History
@@ -111,6 +112,8 @@ class Daemon:
                      config=str(self.loaded.path), health_port=self.health_port, survivors_stopped=survivors,
                      subreaper=is_reaper)
             events.emit(Event("daemon_start", DAEMON_APP, 0, pid=os.getpid()))
+            for line in config_warnings(self.loaded.ecosystem.apps, os.environ):
+                log.warning("config_warning", config=str(self.loaded.path), warning=line.removeprefix("warning: "))
             try:
                 await self._serve(events, router, state, health_sock, control_sock)
             finally:

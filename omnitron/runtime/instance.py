@@ -278,13 +278,16 @@ class Instance:
     def _spawn(self, restart_reason: str | None) -> ChildProcess | None:
         try:
             spec = self._services.launch(self.app, self.index)
-            child = process.spawn(spec)
         except OmnitronError as error:
             self._fail_to_spawn(error.one_line())
             return None
+        except ValueError as error:  # `${PORT:?message}` in `command` and the instance has no PORT
+            self._fail_to_spawn(f"cannot build the command: {error} (check `command`)")
+            return None
+        try:
+            child = process.spawn(spec)
         except (OSError, ValueError) as error:
-            detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            self._fail_to_spawn(f"spawn failed: {detail} (check `command`)")
+            self._fail_to_spawn(process.spawn_failure(error, spec))
             return None
         if restart_reason is not None:
             self.restarts += 1
@@ -400,3 +403,4 @@ class Instance:
     @property
     def is_resting(self) -> bool:
         return self.state in RESTING_STATES and not self.has_pending_start
+

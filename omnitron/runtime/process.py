@@ -31,6 +31,7 @@ import psutil
 from anyio import EndOfStream
 from anyio.abc import ByteReceiveStream
 
+from omnitron.config.program import check_program
 from omnitron.runtime.signals import children_mask
 
 READ_CHUNK: Final = 256 * 1024
@@ -218,6 +219,21 @@ def spawn(spec: LaunchSpec) -> ChildProcess:
             restore_signals=True,
         )
     return ChildProcess(popen)
+
+
+def spawn_failure(error: OSError | ValueError, spec: LaunchSpec) -> str:
+    """Why the spawn failed, naming the program and the PATH it was looked up in (bash's rule: "not found"
+    when a PATH directory is unreadable, where the OS says EACCES)."""
+    if not os.path.isdir(spec.cwd):
+        return f"spawn failed: the working directory {spec.cwd} does not exist (check `cwd`)"
+    if isinstance(error, OSError) and spec.argv:
+        verdict = check_program(spec.argv[0], env=spec.env, cwd=spec.cwd)
+        if not verdict.is_ok:
+            return f"spawn failed: {verdict.describe()} (check `command`)"
+    if not isinstance(error, OSError):
+        return f"spawn failed: {error} (check `command`)"  # an argument or env value the OS cannot take
+    program = f"{spec.argv[0]}: " if spec.argv else ""
+    return f"spawn failed: {program}{error.strerror or error} (check `command`)"
 
 
 async def stop(child: ChildProcess, sig: int, kill_timeout_s: float) -> bool:

@@ -334,6 +334,28 @@ def test_detached_up_with_an_invalid_config_says_why(home: Path, tmp_path: Path)
     assert not (home / "omnitron.sock").exists()
 
 
+def test_up_warns_about_a_command_that_cannot_run_and_starts_anyway(
+        home: Path, tmp_path: Path, run_daemon: RunDaemon) -> None:
+    """Regression test for #20 item 4: `up` gave no hint before the app went fatal. Detached: a line on stderr;
+    foreground: a `config_warning` log line. Either way the daemon starts (exit 0)."""
+    config = write_config(tmp_path, '[[apps]]\nname = "web"\ncommand = "gunicron app:wsgi"\n')
+    up = cli("up", "-c", str(config), home=home, env={"PATH": "/usr/bin:/bin"})
+    assert up.returncode == 0, up.stderr
+    pid = int((home / "omnitron.pid").read_text().strip())
+    leftovers = [psutil.Process(pid)]  # not our descendant: cleaned up by PID if anything below fails
+    try:
+        assert up.stderr == (f"{config}: warning: apps[0] (web): command gunicron: not found in PATH /usr/bin:/bin; "
+                             "install it or fix `command` (it is looked up again at each start)\n")
+        assert cli("down", home=home).returncode == 0
+        wait_for(lambda: not is_alive(pid), timeout=5, describe=f"daemon {pid} still alive after `down`")
+    finally:
+        kill_if_alive(leftovers)
+    daemon = run_daemon(config, env={"PATH": "/usr/bin:/bin"})
+    (event,) = daemon.events("config_warning")
+    assert event["warning"].startswith("apps[0] (web): command gunicron: not found in PATH /usr/bin:/bin")
+    assert event["level"] == "warning"
+
+
 def test_twenty_concurrent_restarts_all_return_0_and_leave_one_process_per_instance(run_daemon: RunDaemon) -> None:
     # process-compose #530, circus #831/#1154: concurrent control requests used to wedge or duplicate instances
     daemon = run_daemon(app_toml("api", "ready.py", instances=2, min_uptime="50ms"))

@@ -11,12 +11,17 @@ import contextlib
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
+import anyio
 import psutil
 import pytest
 
+from omnitron.config.model import AppConfig
+from omnitron.runtime.instance import Instance
+from omnitron.runtime.process import LaunchSpec
 from omnitron.runtime.states import AppState
 from tests.helpers import app_script, python
 from tests.runtime_harness import (
@@ -76,7 +81,8 @@ async def test_stopped_goes_to_fatal_when_the_command_does_not_exist(recorder: R
         assert recorder.states() == [S.FATAL]
         assert recorder.kinds() == ["fatal"], "nothing was spawned, so nothing started or exited"
         reason = recorder.events_of(kind="fatal")[0].reason
-        assert reason is not None and "spawn failed" in reason and "No such file" in reason, reason
+        missing = tmp_path / "no-such-program"
+        assert reason == f"spawn failed: {missing}: {missing} not found (check `command`)"  # names the file (#20)
         assert instance.pid is None and instance.reason == reason
 
 
@@ -110,7 +116,7 @@ async def test_completed_goes_to_fatal_when_the_next_start_cannot_spawn(recorder
         assert recorder.states() == [S.STARTING, S.COMPLETED, S.FATAL]
         assert recorder.kinds() == ["start", "exit", "completed", "fatal"]
         reason = recorder.events_of(kind="fatal")[0].reason
-        assert reason is not None and reason.startswith("spawn failed: No such file"), reason
+        assert reason == f"spawn failed: the working directory {work} does not exist (check `cwd`)"
 
 
 @edge(S.FATAL, S.STARTING)
@@ -415,5 +421,32 @@ async def test_backoff_goes_to_fatal_when_the_retry_cannot_spawn(recorder: Recor
         assert recorder.kinds() == ["start", "exit", "fatal"], "the retry spawned nothing"
         assert recorder.events_of(kind="exit")[0].exit_code == 3
         reason = recorder.events_of(kind="fatal")[0].reason
-        assert reason is not None and reason.startswith("spawn failed: No such file"), reason
+        assert reason == f"spawn failed: {script}: {script} not found (check `command`)"
 
+
+
+
+@pytest.mark.parametrize("program", ["gunicron", "serve"])
+async def test_a_spawn_error_names_the_program_and_the_path_it_was_looked_up_in(
+        recorder: Recorder, tmp_path: Path, program: str) -> None:
+    """Regression test for #20 item 5: "spawn failed: No such file or directory (check `command`)" named
+    neither the program nor the PATH; a program found only without its execute bit says so."""
+    plain = tmp_path / "bin" / "serve"
+    plain.parent.mkdir()
+    plain.write_text("#!/bin/sh\nexit 0\n")
+    plain.chmod(0o644)
+    search = f"{tmp_path / 'nothing'}:{plain.parent}"
+    expected = {"gunicron": f"gunicron: not found in PATH {search}",
+                "serve": f"serve: {plain} is not executable (chmod +x it, or run it through its interpreter)"}
+
+    def launch_with_path(app: AppConfig, index: int) -> LaunchSpec:
+        return LaunchSpec(argv=tuple(app.argv()), env={**os.environ, "PATH": search}, cwd=app.cwd, port=None)
+
+    services = replace(recorder.services(), launch=launch_with_path)
+    instance = Instance(app_config(tmp_path, [program]), 0, services)
+    async with anyio.create_task_group() as tg:
+        await tg.start(instance.run)
+        instance.request_start()
+        await recorder.until_state(S.FATAL)
+        instance.retire()
+    assert instance.reason == f"spawn failed: {expected[program]} (check `command`)"

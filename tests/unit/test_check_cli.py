@@ -94,8 +94,8 @@ def test_python_config_that_raises_gives_one_line_without_traceback(tmp_path: Pa
 def test_check_warns_when_the_stop_chain_outlasts_shutdown_timeout(tmp_path: Path) -> None:
     path = tmp_path / "omnitron.toml"
     path.write_text('[daemon]\nshutdown_timeout = "10s"\n\n'
-                    '[[apps]]\nname = "db"\ncommand = "run"\nkill_timeout = "8s"\n\n'
-                    '[[apps]]\nname = "api"\ncommand = "run"\nkill_timeout = "5s"\ndepends_on = ["db"]\n')
+                    '[[apps]]\nname = "db"\ncommand = "true"\nkill_timeout = "8s"\n\n'
+                    '[[apps]]\nname = "api"\ncommand = "true"\nkill_timeout = "5s"\ndepends_on = ["db"]\n')
     result = subprocess.run([sys.executable, "-m", "omnitron", "check", "-c", str(path)], capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 0
@@ -105,12 +105,12 @@ def test_check_warns_when_the_stop_chain_outlasts_shutdown_timeout(tmp_path: Pat
 
 def test_check_gives_one_notice_per_app_whose_health_probe_no_longer_restarts_it(tmp_path: Path) -> None:
     path = tmp_path / "omnitron.toml"
-    path.write_text('[[apps]]\nname = "api"\ncommand = "run"\n[apps.health]\ntcp = 8000\n\n'
-                    '[[apps]]\nname = "kept"\ncommand = "run"\n[apps.health]\ntcp = 8001\n'
+    path.write_text('[[apps]]\nname = "api"\ncommand = "true"\n[apps.health]\ntcp = 8000\n\n'
+                    '[[apps]]\nname = "kept"\ncommand = "true"\n[apps.health]\ntcp = 8001\n'
                     '[apps.liveness]\ntcp = 8001\n\n'
-                    '[[apps]]\nname = "live"\ncommand = "run"\nliveness = { tcp = 8002 }\n\n'
-                    '[[apps]]\nname = "plain"\ncommand = "run"\n\n'
-                    '[[apps]]\nname = "db"\ncommand = "run"\nhealth = { exec = "pg_isready" }\n')
+                    '[[apps]]\nname = "live"\ncommand = "true"\nliveness = { tcp = 8002 }\n\n'
+                    '[[apps]]\nname = "plain"\ncommand = "true"\n\n'
+                    '[[apps]]\nname = "db"\ncommand = "true"\nhealth = { exec = "pg_isready" }\n')
     result = check("-c", str(path))
     assert (result.returncode, result.stdout) == (0, f"{path}: OK (5 apps, 5 instances)\n")
     assert result.stderr.splitlines() == [
@@ -119,3 +119,28 @@ def test_check_gives_one_notice_per_app_whose_health_probe_no_longer_restarts_it
         f"{path}: notice: apps[4] (db): [apps.health] is readiness only and no longer restarts the app; add "
         "[apps.liveness] with the same keys to keep restarting it when the probe fails",
     ]
+
+
+def test_check_warns_about_a_program_it_cannot_find_or_run_and_a_port_that_is_never_set(tmp_path: Path) -> None:
+    """Regression test for #20 item 4: `check` passed `gunicron`, a script without its execute bit, and
+    `${PORT}` in an app with no `port`; each is now one warning naming the app and the fix (still exit 0)."""
+    script = tmp_path / "serve.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o644)
+    path = tmp_path / "omnitron.toml"
+    path.write_text('[[apps]]\nname = "typo"\ncommand = "gunicron app:wsgi"\n\n'
+                    '[[apps]]\nname = "script"\ncommand = "./serve.sh"\n\n'
+                    '[[apps]]\nname = "web"\ncommand = "true --port ${PORT}"\n\n'
+                    '[[apps]]\nname = "fine"\ncommand = "true --port ${PORT:-3000}"\nport = 4000\n')
+    result = check("-c", str(path), env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"{path}: warning: apps[0] (typo): command gunicron: not found in PATH /usr/bin:/bin; install it or fix "
+        "`command` (it is looked up again at each start)",
+        f"{path}: warning: apps[1] (script): command ./serve.sh: {script} is not executable (chmod +x it, or run "
+        "it through its interpreter); install it or fix `command` (it is looked up again at each start)",
+        f"{path}: warning: apps[2] (web): uses ${{PORT}} but sets no `port` (nor `listen`) and PORT is not in the "
+        "environment, so it becomes empty; set `port = 3000` or write ${PORT:-3000}",
+    ]
+    platform = check("-c", str(path), env={"PATH": "/usr/bin:/bin", "PORT": "8080"})  # a PaaS sets PORT
+    assert "apps[2]" not in platform.stderr
