@@ -39,6 +39,9 @@ def _up_detached(config: str | None) -> int:
 
     loaded = load_config(config)  # a bad config is exit 2 here, before anything is started
     from omnitron.config.advice import config_warnings
+    from omnitron.home.secrets import check_key
+
+    check_key(os.environ)  # so is a bad secrets key
 
     for line in config_warnings(loaded.ecosystem.apps, os.environ):
         sys.stderr.write(f"{loaded.path}: {line}\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +61,17 @@ def _make_fernet(key: str) -> Fernet:
             f"{KEY_ENV} is not a valid key: it must be 32 bytes in url-safe base64",
             "generate one with `omnitron secrets keygen`",
         ) from None
+
+
+def check_key(environ: Mapping[str, str]) -> None:
+    """At `up`: a set OMNITRON_SECRETS_KEY must be a valid key, or the daemon refuses to start (exit 2), so a
+    placeholder key fails at deploy time, not at the first secret an app needs (issue #20)."""
+    raw = environ.get(KEY_ENV)
+    if raw:
+        try:
+            _make_fernet(raw)
+        except SecretsError as error:
+            raise UsageError(error.cause, error.fix) from None
 
 
 class SecretStore:

@@ -20,6 +20,7 @@ from omnitron.errors import ConfigError, OmnitronError
 from omnitron.home.history import DAEMON_APP, History
 from omnitron.home.paths import Home
 from omnitron.home.pidlock import PidLock
+from omnitron.home.secrets import check_key
 from omnitron.home.statefile import StateDocument, StateWriter, read_state
 from omnitron.http.sockets import bind_control_socket, bind_tcp, remove_control_socket
 from omnitron.output.capture import OutputRouter
@@ -248,5 +249,6 @@ class Daemon:
 def run_foreground(config_path: str | None) -> int:
     """Entry point of `omnitron up --foreground`."""
     loaded = load_config(config_path)
+    check_key(os.environ)
     daemon = Daemon(loaded, Home.from_env())
     return anyio.run(daemon.run, backend="asyncio")

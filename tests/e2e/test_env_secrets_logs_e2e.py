@@ -137,3 +137,17 @@ min_uptime = "100ms"
     wait_for(lambda: daemon.events("reload_refused"), describe=daemon.describe)
     assert psutil.pid_exists(kept) and daemon.proc.poll() is None
     assert {i["app"] for i in daemon.instances()} == {"keep", "added"}
+
+
+def test_up_refuses_an_invalid_secrets_key_in_one_line(home: Path, tmp_path: Path) -> None:
+    """Regression test for #20 item 7: with deploy/kubernetes/secret.yaml's placeholder key the daemon started
+    and looked healthy until the first secret was needed. Both `up` and `up --foreground` refuse, exit 2."""
+    config = tmp_path / "omnitron.toml"
+    config.write_text(f'[daemon]\nhealth_port = 0\n[[apps]]\nname = "api"\ncommand = {argv("ready.py")}\n')
+    env = {"OMNITRON_SECRETS_KEY": "REPLACE-ME-with-the-output-of-omnitron-secrets-keygen"}
+    expected = ("omnitron: OMNITRON_SECRETS_KEY is not a valid key: it must be 32 bytes in url-safe base64 "
+                "(generate one with `omnitron secrets keygen`)\n")
+    for args in (["up", "-c", str(config)], ["up", "--foreground", "-c", str(config)]):
+        result = cli(*args, home=home, env=env, timeout=30)
+        assert (result.returncode, result.stderr, result.stdout) == (2, expected, ""), args
+        assert not (home / "omnitron.sock").exists() and not (home / "state.json").exists()
