@@ -64,14 +64,14 @@ class Daemon:
     """One foreground daemon process; `stop()` (or the test's cleanup fixture) ends it by PID."""
 
     def __init__(self, config: Path, home: Path, *, env: dict[str, str] | None = None,
-                 argv_prefix: list[str] | None = None) -> None:
+                 argv_prefix: list[str] | None = None, args: list[str] | None = None) -> None:
         self.config = config
         self.home = home
         self.out_path = home.parent / f"daemon-{len(list(home.parent.glob('daemon-*.out')))}.out"
         self._out = open(self.out_path, "wb")
         full_env = {**os.environ, "OMNITRON_HOME": str(home), "OMNITRON_LOG_FORMAT": "json", **(env or {})}
         self.proc = subprocess.Popen(
-            [*(argv_prefix or []), *OMNITRON, "up", "--foreground", "-c", str(config)],
+            [*(argv_prefix or []), *OMNITRON, "up", "--foreground", "-c", str(config), *(args or [])],
             stdout=self._out, stderr=subprocess.STDOUT, env=full_env,
         )
 

@@ -14,6 +14,9 @@ _POLL_S = 0.02
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    if args.watch:
+        # The same switch as `[daemon] watch = true`; through the environment it reaches a detached daemon too.
+        os.environ["OMNITRON_WATCH"] = "true"
     if args.foreground:
         from omnitron.runtime import signals
 
@@ -135,6 +138,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up = subparsers.add_parser("up", help="start the daemon (detached, or in this process with --foreground)")
     up.add_argument("--foreground", action="store_true", help="run in this process; logs go to stdout")
     up.add_argument("-c", "--config", metavar="FILE", help="ecosystem config (default: see `omnitron check`)")
+    up.add_argument("--watch", action="store_true",
+                    help="restart an app (rolling) when a file its `watch` globs name changes")
     up.set_defaults(handler=cmd_up)
     down = subparsers.add_parser("down", help="shut the daemon down gracefully; returns when it is gone")
     down.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (default 300)")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from omnitron.config.model import AppConfig, Ecosystem
+from omnitron.config.model import AppConfig, DaemonConfig, Ecosystem, split_host_port
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Loc = tuple[str | int, ...]
@@ -183,3 +183,30 @@ def readiness_only_notices(apps: Sequence[AppConfig]) -> list[str]:
     return [f"notice: apps[{index}] ({app.name}): [apps.health] is readiness only and no longer restarts the app; "
             "add [apps.liveness] with the same keys to keep restarting it when the probe fails"
             for index, app in enumerate(apps) if app.health is not None and app.liveness is None]
+
+
+DASHBOARD_TOKEN_ENV = "OMNITRON_DASHBOARD_TOKEN"
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere
+
+
+def check_dashboard(daemon: DaemonConfig, environ: Mapping[str, str]) -> list[Problem]:
+    """A dashboard bound beyond loopback must have a token to ask of every request (CONTRACT section 13)."""
+    if daemon.dashboard is None:
+        return []
+    host, _port = split_host_port(daemon.dashboard)
+    if is_loopback(host) or environ.get(DASHBOARD_TOKEN_ENV, ""):
+        return []
+    return [Problem(("daemon", "dashboard"),
+                    f"{daemon.dashboard} is reachable beyond this machine, so it needs a token: set "
+                    f"{DASHBOARD_TOKEN_ENV}, or bind it to 127.0.0.1 and use `kubectl port-forward` or `fly proxy`")]

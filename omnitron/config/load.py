@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from omnitron.config.checks import Loc, Problem, check_apps, dependency_order
+from omnitron.config.checks import Loc, Problem, check_apps, check_dashboard, dependency_order
 from omnitron.config.define import define_ecosystem
 from omnitron.config.model import AppConfig, DaemonConfig, Ecosystem, InfraConfig
 from omnitron.config.resolve import resolve_app, resolve_infra
@@ -216,7 +216,9 @@ def _validate_daemon(table: object, environ: Mapping[str, str], problems: list[P
         return _validate_part(DaemonConfig, table, ("daemon",), problems)
     from_env = settings_from_environment(environ)
     try:
-        return DaemonConfig.model_validate({**table, **from_env})
+        daemon = DaemonConfig.model_validate({**table, **from_env})
+        problems.extend(check_dashboard(daemon, environ))
+        return daemon
     except ValidationError as exc:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else ""

@@ -26,6 +26,11 @@ def split_command(value: object) -> object:
     return value
 
 
+def one_or_many(value: object) -> object:
+    """One string where a list of them is expected is a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
 def signal_name(value: object) -> object:
     if not isinstance(value, str):
         return value
@@ -35,6 +40,15 @@ def signal_name(value: object) -> object:
     if not hasattr(signal.Signals, name) or name in ("SIGKILL", "SIGSTOP"):
         raise ValueError(f'unknown or uncatchable signal {value!r}; use a name such as "SIGTERM" or "SIGINT"')
     return name
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """`"127.0.0.1:9801"`, `"[::1]:9801"` or `":9801"` (every address) -> (host, port); ValueError otherwise."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f'expected "HOST:PORT" such as "127.0.0.1:9801", got {value!r}')
+    host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"
+    return host, int(port_text)
 
 
 class _Model(BaseModel):
@@ -226,6 +240,11 @@ class AppConfig(_Model):
         description="autoscaling: the instance count follows CPU or queue depth between `min` and `max` "
         "(`instances` is the starting count)",
     )
+    watch: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="globs relative to `cwd` (`src/**/*.py`); with `up --watch` a change there restarts the app, "
+        "rolling",
+    )
     main: bool = Field(
         default=False,
         description="at most one app: when it ends (`completed` or `fatal`), the daemon stops the others and exits "
@@ -233,6 +252,7 @@ class AppConfig(_Model):
     )
 
     _split_command = field_validator("command", mode="before")(split_command)
+    _one_glob_is_a_list = field_validator("watch", mode="before")(one_or_many)
     _signal_name = field_validator("stop_signal", mode="before")(signal_name)
 
     @field_validator("depends_on", mode="before")
@@ -307,6 +327,21 @@ class DaemonConfig(_Model):
         description="`done`: exit once no autostart app is left to run (each `completed` or `fatal`): 0 when all "
         "completed, 1 otherwise",
     )
+    watch: bool = Field(
+        default=False, description="restart apps whose `watch` globs see a change (as `omnitron up --watch`)"
+    )
+    dashboard: str | None = Field(
+        default=None,
+        description='`"HOST:PORT"` of the read-only web dashboard (off by default); beyond loopback it needs '
+        "`OMNITRON_DASHBOARD_TOKEN`",
+    )
+
+    @field_validator("dashboard")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_host_port(value)
+        return value
 
 
 class InfraConfig(_Model):

@@ -163,6 +163,10 @@ class Daemon:
             if not self.shutting_down:  # a SIGTERM during start-up (docker stop) starts nothing
                 await self.supervisor.start_all()
                 exit_rule.check_done()  # an ecosystem with nothing autostart to run is done at once
+            if self.loaded.ecosystem.daemon.watch:
+                from omnitron.runtime.watch import FileWatcher
+
+                tg.start_soon(FileWatcher(self.supervisor).run)
             servers = await tg.start(self._serve_http, health_sock, control_sock)
             await self._shutdown_requested.wait()
             state.mark_dirty()

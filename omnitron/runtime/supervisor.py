@@ -211,7 +211,9 @@ class Supervisor:
             await self._wait_until(lambda: all(i.state in RESTING_STATES for i in targets),
                                    self._timeout_for(self.app_config(name)), lambda: describe(targets))
 
-    async def restart(self, name: str, index: int | None) -> None:
+    async def restart(self, name: str, index: int | None, reason: str = "operator") -> None:
+        """Replace the selected instances one at a time, each ready before the next; `reason` is the restart
+        event's (an operator's request, or `watch`)."""
         self._check_accepting()
         targets = self.select(name, index)
         async with self._operating(targets, is_start=True):
@@ -220,7 +222,7 @@ class Supervisor:
                 await self._wait_started(targets)
                 return
             for instance in targets:
-                await self._restart_one(instance, "operator")
+                await self._restart_one(instance, reason)
 
     async def signal(self, name: str, index: int | None, signum: int) -> list[int]:
         """Send `signum` to the process group of each selected instance that has a live process, at once (not

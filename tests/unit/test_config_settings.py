@@ -56,6 +56,8 @@ def test_every_scalar_is_settable_from_the_environment(tmp_path: Path) -> None:
         "OMNITRON_ON_FATAL": "exit",
         "OMNITRON_MEMORY_CHECK_INTERVAL": "2",
         "OMNITRON_EXIT_WHEN": "done",
+        "OMNITRON_WATCH": "true",
+        "OMNITRON_DASHBOARD": "127.0.0.1:9801",
     }
     daemon = load_daemon(tmp_path, environ, "")
     assert daemon.model_dump(exclude={"logs"}) == {
@@ -67,6 +69,8 @@ def test_every_scalar_is_settable_from_the_environment(tmp_path: Path) -> None:
         "on_fatal": "exit",
         "memory_check_interval": 2.0,
         "exit_when": "done",
+        "watch": True,
+        "dashboard": "127.0.0.1:9801",
     }
 
 

@@ -1,0 +1,88 @@
+"""`up --watch`: a change to a watched file restarts the app (rolling); ignored files and no `--watch` do not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.daemon_harness import Daemon, app_argv
+from tests.helpers import wait_for
+
+
+def _config(src: Path, instances: int = 1) -> str:
+    return f"""
+[[apps]]
+name = "web"
+command = {app_argv("ready.py")}
+cwd = "{src.parent}"
+instances = {instances}
+min_uptime = "0s"
+watch = ["src/**/*.py"]
+"""
+
+
+def _project(tmp_path: Path) -> Path:
+    src = tmp_path / "project" / "src"
+    (src / "pkg" / "__pycache__").mkdir(parents=True)
+    (src / "pkg" / "mod.py").write_text("x = 1\n")
+    (tmp_path / "project" / ".git").mkdir()
+    return src
+
+
+def test_a_watched_file_change_restarts_the_app_and_ignored_files_do_not(
+    run_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    src = _project(tmp_path)
+    daemon = run_daemon(_config(src), args=["--watch"])
+    daemon.wait_states("web", "running")
+    wait_for(lambda: daemon.events("watch_started"), timeout=10, describe=daemon.describe)
+    before = daemon.pids("web")[0]
+    # Matched by the glob but ignored (a cache, a vim swap file, a git object), or not matched at all.
+    (src / "pkg" / "__pycache__" / "mod.py").write_text("cached\n")
+    (src / "pkg" / ".mod.py.swp").write_text("swap\n")
+    (src / "pkg" / "4913").write_text("")
+    (tmp_path / "project" / ".git" / "index.py").write_text("")
+    (tmp_path / "project" / "notes.txt").write_text("not python\n")
+    (src / "pkg" / "mod.py").write_text("x = 2\n")
+
+    pid = wait_for(lambda: (p := daemon.pids("web")[0]) not in (None, before) and p, timeout=20,
+                   describe=daemon.describe)
+    assert daemon.status("web")["apps"][0]["restarts"] == 1
+    changed = daemon.events("watch_changed")
+    assert [e["files"] for e in changed] == [[str(src / "pkg" / "mod.py")]], changed
+    restarts = [e for e in daemon.events("instance_restarting") if e.get("app") == "web"]
+    assert [e.get("reason") for e in restarts] == ["watch"], restarts
+    assert pid != before
+
+
+def test_watch_rolls_one_instance_at_a_time(run_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    src = _project(tmp_path)
+    daemon = run_daemon(_config(src, instances=2), args=["--watch"])
+    daemon.wait_states("web", "running", count=2)
+    wait_for(lambda: daemon.events("watch_started"), timeout=10, describe=daemon.describe)
+    before = daemon.pids("web")
+    (src / "pkg" / "mod.py").write_text("x = 3\n")
+
+    wait_for(lambda: all(daemon.pids("web")[i] not in (None, before[i]) for i in (0, 1))
+             and all(a["state"] == "running" for a in daemon.status("web")["apps"]), timeout=20,
+             describe=daemon.describe)
+    lines = [(e["event"], e.get("instance"), e.get("pid")) for e in daemon.events()
+             if e.get("app") == "web" and e.get("event") in ("instance_exited", "instance_started")]
+    lines = lines[lines.index(("instance_exited", 0, before[0])):]
+    # instance 0 is back before instance 1 is stopped
+    assert lines.index(("instance_started", 0, daemon.pids("web")[0])) < lines.index(("instance_exited", 1, before[1]))
+
+
+def test_without_watch_nothing_watches(run_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    src = _project(tmp_path)
+    daemon = run_daemon(_config(src))
+    daemon.wait_states("web", "running")
+    before = daemon.pids("web")[0]
+    (src / "pkg" / "mod.py").write_text("x = 2\n")
+    # A daemon that watches logs watch_started before it could act on a change; this one never does, and a
+    # restart from the operator is the only one it makes.
+    daemon.ok("restart", "web")
+    assert daemon.events("watch_started") == [] and daemon.events("watch_changed") == []
+    restarts = [e.get("reason") for e in daemon.events("instance_restarting") if e.get("app") == "web"]
+    assert restarts == ["operator"]
+    assert daemon.pids("web")[0] != before
