@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from omnitron.config.checks import Loc, Problem
 from omnitron.config.interpolate import PER_INSTANCE, InterpolationError, interpolate
@@ -64,12 +65,61 @@ def resolve_app(
 def _resolve_health(health: HealthConfig, at: Loc, resolver: _Resolver) -> HealthConfig:
     update: dict[str, object] = {}
     if health.http is not None:
-        update["http"] = resolver.text(health.http, (*at, "http"), keep=PER_INSTANCE)
+        url = resolver.text(health.http, (*at, "http"), keep=PER_INSTANCE)
+        _check_host(url_host(url), (*at, "http"), resolver.problems)
+        update["http"] = url
     if isinstance(health.tcp, str):
-        update["tcp"] = resolver.text(health.tcp, (*at, "tcp"), keep=PER_INSTANCE)
+        target = resolver.text(health.tcp, (*at, "tcp"), keep=PER_INSTANCE)
+        _check_host(tcp_host(target), (*at, "tcp"), resolver.problems)
+        update["tcp"] = target
     if health.exec is not None:
         update["exec"] = resolver.items(health.exec, (*at, "exec"), keep=PER_INSTANCE)
     return health.model_copy(update=update)
+
+
+def url_host(url: str) -> str:
+    """The host of an http probe's URL as the probe connects to it ("" when there is none)."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:  # e.g. an unbalanced "[" in the netloc; the probe reports its own reason
+        return ""
+
+
+def tcp_host(target: str) -> str:
+    """The host of a tcp probe's `"host:port"` ("" for a bare port)."""
+    host, sep, _port = target.strip().rpartition(":")
+    return host.strip("[]") if sep else ""
+
+
+def host_problem(host: str) -> str | None:
+    """Why `host` can never be resolved, or None: a NUL byte, or a non-ASCII name that IDNA 2008 refuses.
+
+    The probes resolve names as anyio does (ASCII as is, anything else through the `idna` package), which
+    raises UnicodeError, not OSError, for such a name: refused here, once, instead of at every probe.
+    A host holding a per-instance `${...}` reference is checked by the probe once it is resolved.
+    """
+    if "\x00" in host:
+        return "the host contains a NUL byte; remove it"
+    if not host or "$" in host:
+        return None
+    try:
+        host.encode("ascii")
+        return None
+    except UnicodeEncodeError:
+        pass
+    import idna
+
+    try:
+        idna.encode(host, uts46=True)
+    except (idna.IDNAError, UnicodeError) as exc:
+        return f"the host is not a valid internationalized domain name ({exc}); fix the host name"
+    return None
+
+
+def _check_host(host: str, loc: Loc, problems: list[Problem]) -> None:
+    problem = host_problem(host)
+    if problem is not None:
+        problems.append(Problem(loc, problem))
 
 
 def resolve_infra(infra: InfraConfig, environ: Mapping[str, str], problems: list[Problem]) -> InfraConfig:

@@ -16,6 +16,7 @@ from anyio.abc import ByteReceiveStream
 
 from omnitron.config.interpolate import InterpolationError, interpolate
 from omnitron.config.model import HealthConfig
+from omnitron.config.resolve import host_problem, url_host
 from omnitron.runtime import process
 from omnitron.runtime.process import LaunchSpec
 
@@ -100,15 +101,25 @@ def make_probe(health: HealthConfig, spec: LaunchSpec) -> Probe:
     env, cwd = spec.env, spec.cwd
     try:
         if health.http is not None:
-            return HttpProbe(_resolve(health.http, variables), timeout_s=health.timeout)
+            url = _resolve(health.http, variables)
+            _refuse_bad_host(url_host(url), "http")
+            return HttpProbe(url, timeout_s=health.timeout)
         if health.tcp is not None:
             host, tcp_port = _tcp_target(health.tcp, variables)
+            _refuse_bad_host(host, "tcp")
             return TcpProbe(host, tcp_port, timeout_s=health.timeout)
         assert health.exec is not None
         argv = [_resolve(arg, variables) for arg in health.exec]
         return ExecProbe(argv, env=env, cwd=cwd, timeout_s=health.timeout)
     except ValueError as exc:
         return BrokenProbe(str(exc))
+
+
+def _refuse_bad_host(host: str, kind: str) -> None:
+    """A host resolved per instance gets the load-time check here (the resolver would raise UnicodeError)."""
+    problem = host_problem(host)
+    if problem is not None:
+        raise ValueError(f"{kind} probe: {problem}")
 
 
 def _resolve(text: str, variables: Mapping[str, str]) -> str:

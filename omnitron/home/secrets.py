@@ -178,11 +178,18 @@ class SecretStore:
             # A file placed here by other means (a mounted Docker or Kubernetes secret) is its own value.
             data = raw
         try:
-            return data.decode("utf-8")
+            value = data.decode("utf-8")
         except UnicodeDecodeError:
             raise SecretsError(
                 f"secret {name} is not valid UTF-8", f"re-set it with `omnitron secrets set {name}`"
             ) from None
+        if "\x00" in value:
+            # A mounted file can hold one; no environment variable can (the spawn would raise ValueError).
+            raise SecretsError(
+                f"secret {name} contains a NUL byte, which no environment variable can hold",
+                f"remove it from {self._path(name)}, or re-set it with `omnitron secrets set {name}`",
+            )
+        return value
 
     def _decrypt(self, name: str, token: bytes) -> bytes:
         from cryptography.fernet import InvalidToken

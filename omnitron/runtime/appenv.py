@@ -63,4 +63,12 @@ def read_env_file(path: str) -> dict[str, str]:
             "write each line as NAME=value (quote values with spaces)",
         )
     values = dotenv_values(stream=io.StringIO(text))
+    with_nul = sorted(key for key, value in values.items() if "\x00" in key or (value is not None and "\x00" in value))
+    if with_nul:
+        # Named, never quoted: the value may be a secret. Popen would raise ValueError at every spawn.
+        raise ConfigError(
+            f"env_file {path}: {', '.join(repr(k) for k in with_nul)} contains a NUL byte, which no environment "
+            "variable can hold",
+            "remove the NUL byte from the file",
+        )
     return {key: value for key, value in values.items() if value is not None}

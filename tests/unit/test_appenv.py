@@ -126,3 +126,14 @@ def test_unparsable_env_file_names_the_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         read_env_file(str(path))
     assert f"env_file {path}: cannot parse line 2" in caught.value.one_line()
+
+
+def test_a_nul_byte_in_an_env_file_is_refused_naming_the_key_not_the_value(tmp_path: Path) -> None:
+    # Regression test for the hardening issue, item 1: the spawn raised ValueError ("embedded null byte").
+    path = tmp_path / "nul.env"
+    path.write_bytes(b"GOOD=1\nTOKEN=qz\x00xq\n")
+    with pytest.raises(ConfigError) as caught:
+        read_env_file(str(path))
+    line = caught.value.one_line()
+    assert f"env_file {path}: 'TOKEN' contains a NUL byte" in line
+    assert "qz" not in line.replace(str(path), "")

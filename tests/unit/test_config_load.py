@@ -424,3 +424,29 @@ def test_a_nul_byte_in_a_command_env_value_or_exec_probe_is_refused_with_its_loc
         "apps[0].health.exec[0]: contains a NUL byte, which no program can receive; remove it",
     ]
     assert "x\u0000y" not in " ".join(problems), "env values are never printed"
+
+
+@pytest.mark.parametrize(
+    ("probe", "loc"),
+    [
+        ('http = "http://\\u00fc..x/health"', "apps[0].health.http"),
+        ('tcp = "\\u00fc..x:80"', "apps[0].health.tcp"),
+        ('http = "http://a\\u2044b:8000/"', "apps[0].health.http"),
+        ('tcp = "a\\u0000b:80"', "apps[0].health.tcp"),
+    ],
+)
+def test_a_probe_host_that_cannot_be_resolved_is_refused_with_its_location(tmp_path: Path, probe: str,
+                                                                          loc: str) -> None:
+    # Regression test for the hardening issue, item 1: `check` accepted an IDNA-invalid host, and the probe's
+    # resolver raised UnicodeError (not OSError) inside the daemon.
+    path = write(tmp_path, f'[[apps]]\nname = "api"\ncommand = "run"\n[apps.health]\n{probe}\n')
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{loc}: the host ")
+    assert "fix the host name" in problem or "remove it" in problem
+
+
+def test_a_valid_international_or_per_instance_probe_host_is_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[apps]]\nname = "api"\ncommand = "run"\n[apps.health]\nhttp = "http://b\\u00fccher.example/"\n'
+                 '[apps.liveness]\ntcp = "h${OMNITRON_INSTANCE}.local:${PORT}"\n')
+    app = load_config(path, environ={}).ecosystem.apps[0]
+    assert app.health is not None and app.health.http == "http://b\u00fccher.example/"

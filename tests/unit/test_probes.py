@@ -137,3 +137,11 @@ async def test_unusable_probe_config_fails_every_check_with_the_reason(kind: str
     result = await probe.check()
     assert not result.ok
     assert result.error is not None and reason in result.error
+
+
+def test_a_host_invalid_once_resolved_per_instance_is_a_broken_probe() -> None:
+    # Regression test for the hardening issue, item 1: the resolver would raise UnicodeError at every probe.
+    config = health(tcp=None, http="http://${HOST}..x/")
+    probe = make_probe(config, launch_spec(port=None, instance=0, env={"HOST": "\u00fc"}, cwd="."))
+    assert isinstance(probe, BrokenProbe)
+    assert "http probe: the host is not a valid internationalized domain name" in repr(probe)

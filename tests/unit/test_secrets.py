@@ -161,3 +161,16 @@ def test_list_of_an_empty_or_absent_store(store_home: Home) -> None:
 def test_repr_never_shows_the_key(store_home: Home) -> None:
     key = generate_key()
     assert key not in repr(SecretStore(store_home, key=key))
+
+
+def test_a_mounted_secret_file_with_a_nul_byte_is_refused_by_name(store_home: Home) -> None:
+    # Regression test for the hardening issue, item 1: the value reached Popen, which raised ValueError.
+    store = SecretStore(store_home, key="")
+    store.set("GOOD", "fine")
+    mounted = Path(store_home.secrets_dir) / "MOUNTED"
+    mounted.write_bytes(b"pass\x00word")
+    with pytest.raises(SecretsError) as caught:
+        store.load_many(["GOOD", "MOUNTED"])
+    line = caught.value.one_line()
+    assert "secret MOUNTED contains a NUL byte" in line and str(mounted) in line
+    assert "word" not in line
