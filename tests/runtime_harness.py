@@ -142,7 +142,7 @@ class Recorder:
         mine = self.events_of(instance.key)
         new_kinds = {e.kind for e in mine[seen.events_seen:]}
         # A health change also calls on_change, with the state unchanged; a FATAL -> FATAL emits `fatal`.
-        if instance.state is not seen.state or new_kinds - {"health"}:
+        if instance.state is not seen.state or new_kinds - {"healthy", "unhealthy"}:
             self.transitions.append(Transition(instance.key, seen.state, instance.state, instance.reason,
                                                instance.pid, anyio.current_time(), instance.retry_in_s))
             if instance.state is S.STARTING and instance.child is not None:

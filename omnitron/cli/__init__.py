@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "omnitron.cli.secrets_cmd",
     "omnitron.cli.infra_cmd",
     "omnitron.cli.history_cmd",
+    "omnitron.cli.events_cmd",
 )
 # Which module registers each command, so `omnitron status` imports one module, not all of them.
 COMMAND_OWNERS = {
@@ -36,6 +37,7 @@ COMMAND_OWNERS = {
     "secrets": "omnitron.cli.secrets_cmd",
     "infra": "omnitron.cli.infra_cmd",
     "history": "omnitron.cli.history_cmd",
+    "events": "omnitron.cli.events_cmd",
 }
 
 

@@ -14,6 +14,7 @@ from omnitron.errors import ConfigError, DaemonNotAnswering, DaemonNotRunning, E
 # `typing` alone costs ~2 ms to import; type checkers treat any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
     from omnitron.home.paths import Home
@@ -230,6 +231,33 @@ class ControlClient:
         self.ping()
         return self.call("POST", path, body, timeout)
 
+    def stream(self, path: str) -> Iterator[JSONObject]:
+        """GET an NDJSON route (`/v1/events`) and yield each object as it arrives, until the daemon ends the
+        stream. Connecting and the response head are bounded by `answer_timeout_s`; the body is not (a quiet
+        app sends nothing for hours). An error answer is raised as the OmnitronError it carries."""
+        sock = self._connect(self.answer_timeout_s)
+        try:
+            sock.sendall(build_request("GET", path, "omnitron"))
+            reader = _ChunkReader(sock)
+            try:
+                status, headers = reader.head()
+            except TimeoutError:
+                raise self._not_answering(self.answer_timeout_s) from None
+            sock.settimeout(None)
+            if status >= 400:
+                body = reader.exactly(int(headers.get("content-length", "0")))
+                raise error_from_json(json.loads(body or b"null"), status)
+            for line in reader.lines():
+                if line.strip():
+                    yield json.loads(line)
+        except (ConnectionResetError, BrokenPipeError, ValueError) as exc:
+            raise OmnitronError(
+                f"the daemon broke off GET {path} ({exc})",
+                fix=f"check whether it is still running with `omnitron status`, and its log {self.home.daemon_log}",
+            ) from None
+        finally:
+            sock.close()
+
     def ping(self) -> JSONObject:
         return self.call("GET", "/v1/ping")
 
@@ -253,6 +281,51 @@ class ControlClient:
     def shutdown(self) -> JSONObject:
         """Ask the daemon to shut down; returns at once (202), before the daemon is gone."""
         return self.change("/v1/shutdown", None)
+
+
+class _ChunkReader:
+    """Reads one streamed HTTP/1.1 response (h11 sends a streamed body with chunked transfer encoding)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._data = b""
+
+    def _fill(self) -> None:
+        self._data += _receive(self._sock, "the stream ended early")
+
+    def _until(self, mark: bytes) -> bytes:
+        while mark not in self._data:
+            self._fill()
+        piece, _, self._data = self._data.partition(mark)
+        return piece
+
+    def exactly(self, count: int) -> bytes:
+        while len(self._data) < count:
+            self._fill()
+        piece, self._data = self._data[:count], self._data[count:]
+        return piece
+
+    def head(self) -> tuple[int, dict[str, str]]:
+        status_line, *header_lines = self._until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return int(status_line.split(" ", 2)[1]), headers
+
+    def lines(self) -> Iterator[bytes]:
+        """The body's lines as they arrive; ends at the last (empty) chunk."""
+        pending = b""
+        while True:
+            size = int(self._until(b"\r\n").split(b";")[0], 16)
+            if size == 0:
+                break
+            pending += self.exactly(size)
+            self.exactly(2)  # the chunk's CRLF
+            *complete, pending = pending.split(b"\n")
+            yield from complete
+        if pending:
+            yield pending
 
 
 def http_get(host: str, port: int, path: str, timeout: float) -> HTTPResponse:

@@ -20,10 +20,11 @@ from omnitron.errors import OmnitronError
 
 log = structlog.get_logger()
 
-KINDS: Final = frozenset(
-    {"start", "exit", "restart", "health", "completed", "fatal", "stop", "daemon_start", "daemon_stop"}
-)
-DAEMON_KINDS: Final = frozenset({"daemon_start", "daemon_stop"})
+# The kinds of contract section 10. Rows written by an older daemon may hold "health" (before it split into
+# healthy/unhealthy): readers show whatever kind a row has.
+KINDS: Final = frozenset({"start", "exit", "restart", "healthy", "unhealthy", "completed", "fatal", "stop", "scale",
+                          "reload", "daemon_start", "daemon_stop"})
+DAEMON_KINDS: Final = frozenset({"daemon_start", "daemon_stop", "reload"})
 # The `app` of the daemon's own rows (daemon_start, daemon_stop). Readers recognise those rows by kind, so an
 # app may be called "omnitron" too without its history mixing with the daemon's.
 DAEMON_APP: Final = "omnitron"
@@ -46,6 +47,7 @@ CREATE INDEX IF NOT EXISTS events_at ON events (at);
 CREATE INDEX IF NOT EXISTS events_kind_at ON events (kind, at);
 """
 _COLUMNS: Final = "id, at, kind, app, instance, pid, exit_code, signal, reason, healthy"
+_NOT_DAEMONS: Final = "kind NOT IN ('daemon_start', 'daemon_stop', 'reload')"  # an app's own rows
 
 
 class HistoryError(OmnitronError):
@@ -106,6 +108,7 @@ class History:
         self.max_rows = max_rows
         self._readonly = readonly
         self._since_prune = 0
+        self._last_id = 0  # row ids are given here, at record(), so a queued event has its id (its `seq`) at once
         self._conn: sqlite3.Connection | None = None
         try:
             self._conn = self._open_readonly() if readonly else self._open()
@@ -139,6 +142,7 @@ class History:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            self._last_id = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
         except sqlite3.Error:
             conn.close()
             raise
@@ -167,13 +171,16 @@ class History:
         reason: str | None = None,
         healthy: bool | None = None,
         at: float | None = None,
-    ) -> None:
-        """Append one event; ValueError for an unknown kind (a bug), a logged warning for a disk error."""
+    ) -> int:
+        """Append one event and return its row id, which grows with every event (and survives restarts of the
+        daemon); ValueError for an unknown kind (a bug), a logged warning for a disk error."""
         if kind not in KINDS:
             raise ValueError(f"unknown history event kind {kind!r}; expected one of {sorted(KINDS)}")
+        self._last_id += 1
         if self._conn is None:
-            return
+            return self._last_id
         row = (
+            self._last_id,
             time.time() if at is None else at,
             kind,
             app,
@@ -187,6 +194,12 @@ class History:
         self._pending.append(row)
         if not self._is_batched:
             self.flush()
+        return self._last_id
+
+    @property
+    def last_id(self) -> int:
+        """The id of the last event recorded (0 before the first)."""
+        return self._last_id
 
     def flush(self) -> None:
         """Write every queued event in one transaction; a disk error is logged and those events dropped."""
@@ -198,8 +211,8 @@ class History:
             with self._conn:
                 self._conn.execute("BEGIN")
                 self._conn.executemany(
-                    "INSERT INTO events (at, kind, app, instance, pid, exit_code, signal, reason, healthy) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO events (id, at, kind, app, instance, pid, exit_code, signal, reason, healthy) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
         except sqlite3.Error as exc:
@@ -243,14 +256,29 @@ class History:
 
     def events(self, app: str | None = None, limit: int = 50) -> list[HistoryEvent]:
         """The last `limit` events of `app`, or of everything including the daemon's, oldest first."""
-        where, params = ("WHERE app = ? AND kind NOT IN ('daemon_start', 'daemon_stop')", (app,)) if app else ("", ())
+        where, params = (f"WHERE app = ? AND {_NOT_DAEMONS}", (app,)) if app else ("", ())
         rows = self._query(f"SELECT {_COLUMNS} FROM events {where} ORDER BY at DESC, id DESC LIMIT ?", (*params, limit))
+        return [_event(row) for row in reversed(rows)]
+
+    def tail(self, app: str | None = None, limit: int = 50, *, since: float | None = None) -> list[HistoryEvent]:
+        """The last `limit` events in record order (row id), oldest first: `app`'s own (its scale events
+        included), or every event; with `since`, only those recorded at or after that wall-clock time."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if app is not None:
+            clauses.append(f"app = ? AND {_NOT_DAEMONS}")
+            params.append(app)
+        if since is not None:
+            clauses.append("at >= ?")
+            params.append(since)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._query(f"SELECT {_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?", (*params, limit))
         return [_event(row) for row in reversed(rows)]
 
     def apps(self) -> list[str]:
         """Every app name with at least one event of its own (daemon rows do not count), sorted."""
         rows = self._query(
-            "SELECT DISTINCT app FROM events WHERE kind NOT IN ('daemon_start', 'daemon_stop') ORDER BY app", ()
+            f"SELECT DISTINCT app FROM events WHERE {_NOT_DAEMONS} ORDER BY app", ()
         )
         return [str(row[0]) for row in rows]
 
@@ -264,7 +292,7 @@ class History:
         first_seen: dict[int, float] = dict(
             self._query(
                 "SELECT instance, MIN(at) FROM events WHERE app = ? AND at <= ? "
-                "AND kind NOT IN ('daemon_start', 'daemon_stop') GROUP BY instance",
+                f"AND {_NOT_DAEMONS} GROUP BY instance",
                 (app, now),
             )
         )

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Protocol
 
+from omnitron.runtime.events import Event
 from omnitron.runtime.snapshot import ReloadReport, StartReport
 
-__all__ = ["ControlTarget", "ReloadReport", "StartReport"]
+__all__ = ["ControlTarget", "EventSource", "ReloadReport", "StartReport"]
+
+
+class EventSource(Protocol):
+    """Implemented by the daemon's EventRecorder: the stored tail of the events, then the live ones."""
+
+    def follow(self, app: str | None, limit: int, *, is_live: bool = True) -> AsyncIterator[Event]: ...
 
 
 class ControlTarget(Protocol):

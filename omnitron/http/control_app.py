@@ -9,19 +9,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from omnitron import __version__
 from omnitron.errors import ConfigError, ExitCode, OmnitronError, UsageError
-from omnitron.http.control_api import ControlTarget
+from omnitron.http.control_api import ControlTarget, EventSource
 from omnitron.runtime.process import signal_name
 from omnitron.runtime.snapshot import DaemonSnapshot
 
@@ -103,10 +103,22 @@ async def _no_refresh() -> None:
     return None
 
 
+def _event_query(request: Request, target: ControlTarget) -> tuple[str | None, int, bool]:
+    """`app`, `n` (default 50) and `follow` of GET /v1/events; an unknown app or a bad n is a usage error."""
+    app = request.query_params.get("app") or None
+    if app is not None and app not in target.app_names():
+        raise UsageError(f"unknown app {app!r}", f"apps in this ecosystem: {', '.join(target.app_names()) or 'none'}")
+    raw = request.query_params.get("n", "50")
+    if not (raw.isascii() and raw.isdigit()):
+        raise UsageError(f"n must be a non-negative integer, got {raw!r}", fix="send n=50")
+    return app, int(raw), request.query_params.get("follow") in ("1", "true")
+
+
 def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapshot],
                       request_shutdown: Callable[[], None],
-                      fresh_usage: Callable[[], Awaitable[None]] = _no_refresh) -> Starlette:
-    """The control socket's routes, all under /v1; they read snapshots and call `target`, nothing else.
+                      fresh_usage: Callable[[], Awaitable[None]] = _no_refresh, *,
+                      events: EventSource | None = None) -> Starlette:
+    """The control socket's routes, all under /v1; they read snapshots and call `target` (and `events`).
     `fresh_usage` brings the cached CPU and memory figures up to date (off the event loop) before `status`."""
 
     def app_view(app: str) -> dict[str, Any]:
@@ -165,6 +177,18 @@ def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapsh
         report = await target.reload(config)
         return JSONResponse(asdict(report))
 
+    async def event_stream(request: Request) -> Response:
+        """NDJSON, one event object a line: the last n stored, then (follow=1) live ones until the daemon stops."""
+        app, limit, is_live = _event_query(request, target)
+        if events is None:
+            raise OmnitronError("this daemon keeps no event stream", fix="see `omnitron history`")
+
+        async def lines() -> AsyncIterator[bytes]:
+            async for event in events.follow(app, limit, is_live=is_live):
+                yield (json.dumps(event.as_json()) + "\n").encode()
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
     async def shutdown(request: Request) -> Response:
         request_shutdown()
         return JSONResponse({"ok": True, "pid": os.getpid()}, status_code=202)
@@ -180,6 +204,7 @@ def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapsh
             route("/v1/apps/{name}/signal", send_signal, "POST"),
             route("/v1/apps/{name}/{action}", action, "POST"),
             route("/v1/reload", reload, "POST"),
+            route("/v1/events", event_stream, "GET"),
             route("/v1/shutdown", shutdown, "POST"),
         ]
     )

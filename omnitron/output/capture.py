@@ -36,8 +36,8 @@ def _report_file_event(event: str, fields: dict[str, object]) -> None:
     logger = structlog.get_logger()
     if event == "log_write_resumed":
         logger.info(event, **fields)
-    else:
-        logger.warning(event, **fields)
+    else:  # log_write_failed: lines are being lost from the file, which an operator must hear about
+        logger.error(event, **fields)
 
 
 class _SharedFile:

@@ -109,11 +109,11 @@ def _drop_notice(render: Renderer) -> Callable[[int], bytes]:
     def notice(count: int) -> bytes:
         event: EventDict = {
             "ts": utc_timestamp(),
-            "level": "warning",
+            "level": "error",  # lines lost from stdout: an error, as every lost log line is
             "event": "stdout_lines_dropped",
             "dropped_lines": count,
             "reason": "the daemon's stdout reader was too slow; the log files have every line",
         }
-        return (render(None, "warning", event) + "\n").encode("utf-8", "backslashreplace")
+        return (render(None, "error", event) + "\n").encode("utf-8", "backslashreplace")
 
     return notice

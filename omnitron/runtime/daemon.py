@@ -17,7 +17,7 @@ from omnitron import __version__
 from omnitron.config.advice import config_warnings
 from omnitron.config.load import LoadedConfig, load_config
 from omnitron.errors import ConfigError, OmnitronError
-from omnitron.home.history import DAEMON_APP, History
+from omnitron.home.history import History
 from omnitron.home.paths import Home
 from omnitron.home.pidlock import PidLock
 from omnitron.home.secrets import check_key
@@ -26,7 +26,7 @@ from omnitron.http.sockets import bind_control_socket, bind_tcp, remove_control_
 from omnitron.output.capture import OutputRouter
 from omnitron.output.stdout_writer import StdoutWriter
 from omnitron.runtime import signals
-from omnitron.runtime.events import Event, EventRecorder
+from omnitron.runtime.events import EventRecorder, daemon_event
 from omnitron.runtime.exit_rule import ExitRule
 from omnitron.runtime.launch import Launcher
 from omnitron.runtime.reaper import OrphanReaper, become_subreaper
@@ -55,6 +55,7 @@ class Daemon:
         self._shutdown_requested = anyio.Event()
         self._is_exit_code_decided = False
         self._supervisor: Supervisor | None = None
+        self._is_stop_emitted = False
 
     @property
     def supervisor(self) -> Supervisor:
@@ -112,7 +113,7 @@ class Daemon:
             log.info("daemon_started", pid=os.getpid(), version=__version__, home=str(self.home.root),
                      config=str(self.loaded.path), health_port=self.health_port, survivors_stopped=survivors,
                      subreaper=is_reaper)
-            events.emit(Event("daemon_start", DAEMON_APP, 0, pid=os.getpid()))
+            events.emit(daemon_event("daemon_start", pid=os.getpid()))
             for line in config_warnings(self.loaded.ecosystem.apps, os.environ):
                 log.warning("config_warning", config=str(self.loaded.path), warning=line.removeprefix("warning: "))
             try:
@@ -121,7 +122,7 @@ class Daemon:
                 remove_control_socket(self.home.socket)
                 router.close()
                 state.write_now()
-                events.emit(Event("daemon_stop", DAEMON_APP, 0, pid=os.getpid(), exit_code=self.exit_code))
+                self._emit_daemon_stop(events)
                 events.close()
             log.info("daemon_stopped", exit_code=self.exit_code)
             return self.exit_code
@@ -129,12 +130,20 @@ class Daemon:
             lock.release()
             writer.close()
 
+    def _emit_daemon_stop(self, events: EventRecorder) -> None:
+        """Once: before the control server stops (so `events -f` sees it), or as the daemon unwinds."""
+        if not self._is_stop_emitted:
+            self._is_stop_emitted = True
+            events.emit(daemon_event("daemon_stop", pid=os.getpid(), exit_code=self.exit_code))
+            events.hub.close()  # every live stream ends with it
+
     def _bind_sockets(self) -> tuple[socket.socket, socket.socket]:
         """Both listening sockets, before any app starts: a busy port fails the start-up, not a running app."""
         settings = self.loaded.ecosystem.daemon
         try:
             health_sock = bind_tcp(settings.health_host, settings.health_port)
         except OSError as error:
+            log.error("bind_failed", host=settings.health_host, port=settings.health_port, error=error.strerror)
             raise OmnitronError(
                 f"cannot serve health checks on {settings.health_host}:{settings.health_port}: {error.strerror}",
                 "free the port, or set [daemon] health_port (or OMNITRON_HEALTH_PORT) to another one",
@@ -167,18 +176,19 @@ class Daemon:
                 from omnitron.runtime.watch import FileWatcher
 
                 tg.start_soon(FileWatcher(self.supervisor).run)
-            servers = await tg.start(self._serve_http, health_sock, control_sock)
+            servers = await tg.start(self._serve_http, health_sock, control_sock, events)
             await self._shutdown_requested.wait()
             state.mark_dirty()
             log.info("shutdown_started")
             if not await self.supervisor.shutdown(self.loaded.ecosystem.daemon.shutdown_timeout) \
                     and not self._is_exit_code_decided:
                 self.exit_code = 1
+            self._emit_daemon_stop(events)
             for server in servers:
                 server.stop()
             tg.cancel_scope.cancel()
 
-    async def _serve_http(self, health_sock: socket.socket, control_sock: socket.socket, *,
+    async def _serve_http(self, health_sock: socket.socket, control_sock: socket.socket, events: EventRecorder, *,
                           task_status: TaskStatus[list[EmbeddedServer]] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve /healthz & co and the control API. The sockets listen already (connections wait in the
         backlog); importing the HTTP stack waits until the first apps are spawned, so they start sooner."""
@@ -190,7 +200,8 @@ class Daemon:
 
         health_app = build_health_app(lambda: self.snapshot(with_resources=False), self.snapshot,
                                       lambda: self.shutting_down, self.usage.fresh)
-        control_app = build_control_app(self.supervisor, self.snapshot, self.request_shutdown, self.usage.fresh)
+        control_app = build_control_app(self.supervisor, self.snapshot, self.request_shutdown, self.usage.fresh,
+                                        events=events)
         servers = [EmbeddedServer(health_app, health_sock), EmbeddedServer(control_app, control_sock)]
         async with anyio.create_task_group() as tg:
             for server in servers:

@@ -8,6 +8,7 @@ and changes state in one place (`_transition`), which is also where every lifecy
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
@@ -22,6 +23,7 @@ from omnitron.health.probes import ProbeVerdict
 from omnitron.runtime import policy, process
 from omnitron.runtime.events import Event, EventKind, EventSink
 from omnitron.runtime.process import ChildProcess, LaunchSpec, describe_exit
+from omnitron.runtime.snapshot import LastExit
 from omnitron.runtime.states import RESTING_STATES, AppState, check_transition
 
 log = structlog.get_logger()
@@ -73,6 +75,8 @@ class Instance:
         self.last_liveness_error: str | None = None
         self.started_at = 0.0  # anyio.current_time() of the current child's spawn
         self.retry_in_s: float | None = None  # in BACKOFF: the delay before the next spawn
+        self.last_exit: LastExit | None = None
+        self.restart_reasons: Counter[str] = Counter()  # restarts by reason (crash, liveness, operator, ...)
         self._request: Request | None = None  # the wanted state; the latest request wins (retire excepted)
         self.last_asked: Request | None = None  # never cleared: lets a caller see its request overtaken
         self._wake = anyio.Event()
@@ -146,7 +150,8 @@ class Instance:
     def _transition(self, to: AppState, *, reason: str, restart_reason: str | None = None,
                     delay_s: float | None = None) -> None:
         check_transition(self.state, to)
-        previous, self.state, self.reason = self.state, to, reason
+        previous, previous_reason = self.state, self.reason
+        self.state, self.reason = to, reason
         self.retry_in_s = delay_s
         log.info("state_changed", app=self.app.name, instance=self.index, state=str(to), previous=str(previous),
                  reason=reason, pid=self.pid, **({} if delay_s is None else {"delay_s": delay_s}))
@@ -157,8 +162,10 @@ class Instance:
             self._emit("start", pid=child.pid if child else None)
         elif previous in (S.STARTING, S.RUNNING, S.STOPPING) and child is not None and child.exit_code is not None:
             code = child.exit_code
+            asked = previous_reason if previous is S.STOPPING else None  # a stop that was asked for, and why
+            self.last_exit = LastExit.of(code, asked)
             self._emit("exit", pid=child.pid, exit_code=code if code >= 0 else None,
-                       signal=-code if code < 0 else None)
+                       signal=-code if code < 0 else None, reason=asked)
         if to is S.STOPPED:
             # an asked-for stop is not downtime: uptime pauses from here
             self._emit("stop", reason=reason)
@@ -291,6 +298,7 @@ class Instance:
             return None
         if restart_reason is not None:
             self.restarts += 1
+            self.restart_reasons[restart_reason] += 1
         self.child, self.spec, self.started_at = child, spec, anyio.current_time()
         self.exit_code, self.healthy, self.last_probe_error, self.last_liveness_error = None, None, None, None
         if self.app.liveness is None:
@@ -379,7 +387,8 @@ class Instance:
         self.last_probe_error = verdict.last_error
         if verdict.healthy is not None and verdict.healthy != self.healthy:
             self.healthy = verdict.healthy
-            self._emit("health", healthy=verdict.healthy, reason=verdict.last_error)
+            self._emit("healthy" if verdict.healthy else "unhealthy", healthy=verdict.healthy,
+                       reason=verdict.last_error)
             self._services.on_change(self)
         return True
 

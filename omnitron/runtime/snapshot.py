@@ -5,13 +5,37 @@ Readers (HTTP routes, the control socket, metrics) only ever see these; they nev
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from omnitron.runtime.process import signal_name
+
 if TYPE_CHECKING:
     from omnitron.runtime.instance import Instance
     from omnitron.runtime.usage import UsageMonitor
+
+
+@dataclass(frozen=True)
+class LastExit:
+    """How the instance's last process ended: when (wall clock), its code or signal, and why."""
+
+    at: float
+    code: int | None
+    signal: int | None
+    reason: str  # the stop that was asked for (operator, shutdown, liveness, memory, reload...), or crash / exited
+
+    @classmethod
+    def of(cls, code: int, asked: str | None) -> LastExit:
+        why = asked if asked is not None else ("exited" if code == 0 else "crash")
+        return cls(time.time(), code if code >= 0 else None, -code if code < 0 else None, why)
+
+    def as_json(self) -> dict[str, object]:
+        """`last_exit` in `status --json` and `inspect`: `at` in ISO 8601 UTC."""
+        at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.at)) + f".{int(self.at * 1000) % 1000:03d}Z"
+        return {"at": at, "code": self.code, "signal": signal_name(self.signal) if self.signal else None,
+                "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -32,6 +56,8 @@ class InstanceSnapshot:
     reason: str  # why not ready (empty when ready); e.g. "backoff after exit 1", "probe failing: timeout"
     last_probe_error: str | None = None
     start_time: float | None = None  # the process's create time (with pid: its identity for recovery)
+    last_exit: LastExit | None = None
+    restart_reasons: Mapping[str, int] = field(default_factory=dict)  # restarts by reason, for /metrics
 
     def status_json(self) -> dict[str, Any]:
         """The per-instance object of `omnitron status --json` (contract section 4)."""
@@ -46,6 +72,8 @@ class InstanceSnapshot:
             "healthy": self.healthy,
             "cpu_percent": round(self.cpu_percent, 1),
             "memory_rss": self.memory_rss,
+            "reason": self.reason or None,  # why it is not ready: its state and why it is in it
+            "last_exit": self.last_exit.as_json() if self.last_exit else None,
         }
 
 
@@ -60,6 +88,13 @@ class ReloadReport:
     unchanged: list[str] = field(default_factory=list)  # same config and same instance count
     # Apps whose instance count moved, name -> [before, after]; an app only scaled is not in `changed`.
     scaled: dict[str, list[int]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """`added web; changed api; scaled worker 2 -> 3` (the `reload` event's reason), or `no app changed`."""
+        parts = [f"{key} {', '.join(names)}" for key, names in
+                 (("added", self.added), ("removed", self.removed), ("changed", self.changed)) if names]
+        parts += [f"scaled {name} {before} -> {after}" for name, (before, after) in self.scaled.items()]
+        return "; ".join(parts) or "no app changed"
 
 
 @dataclass(frozen=True)
@@ -118,6 +153,7 @@ def instance_snapshots(instances: Iterable[Instance], waiting_for: Mapping[str, 
             cpu_seconds=figures.cpu_seconds if figures else 0.0, autostart=instance.app.autostart,
             ready=ready, reason=reason, last_probe_error=instance.last_probe_error,
             start_time=instance.child.create_time if pid is not None and instance.child else None,
+            last_exit=instance.last_exit, restart_reasons=dict(instance.restart_reasons),
         ))
     return snapshots
 

@@ -15,7 +15,7 @@ from omnitron.config.model import AppConfig, Ecosystem, LogsConfig
 from omnitron.errors import OmnitronError, UsageError
 from omnitron.health.readiness import is_ready
 from omnitron.runtime.dependencies import Dependencies
-from omnitron.runtime.events import EventSink
+from omnitron.runtime.events import Event, EventSink, daemon_event
 from omnitron.runtime.instance import Instance, InstanceServices, OutputSink
 from omnitron.runtime.memory import MemoryLimits
 from omnitron.runtime.process import LaunchSpec, signal_name
@@ -264,11 +264,13 @@ class Supervisor:
         async with self._reconfiguring:
             await self._scale(name, count)
 
-    async def _scale(self, name: str, count: int) -> None:
+    async def _scale(self, name: str, count: int, why: str = "operator") -> None:
         app = self.app_config(name)
         if count < 0:
             raise UsageError(f"cannot scale {name} to {count}", "give a count of 0 or more")
         group = self.instances.setdefault(name, [])
+        if count != len(group):
+            self._services.events.emit(Event("scale", name, 0, reason=f"{len(group)} -> {count} ({why})"))
         added = [await self._add_instance(app, index) for index in range(len(group), count)]
         removed = group[count:]
         is_waiting = self.dependencies.is_waiting(name)  # its starter will start them all
@@ -316,6 +318,7 @@ class Supervisor:
         new = loaded.ecosystem.model_copy(update={"daemon": self.ecosystem.daemon})
         async with self._reconfiguring:
             report = await self._reload(new, str(loaded.path))
+        self._services.events.emit(daemon_event("reload", reason=report.summary()))
         self.config_path = loaded.path
         self._start_memory_limits()
         return report
@@ -332,13 +335,13 @@ class Supervisor:
         log.info("reload_started", added=added, removed=removed, changed=changed, scaled=scaled)
         for layer in reversed(app_layers([old[n] for n in removed])):
             for name in layer:
-                await self._scale(name, 0)
+                await self._scale(name, 0, "removed by reload")
                 self.instances.pop(name, None)
         self.ecosystem = new.model_copy(update={"apps": [fresh[n] if n in fresh else old[n] for n in fresh]})
         for name in changed:
             await self._roll(fresh[name])
         for name in scaled:
-            await self._scale(name, fresh[name].instances)
+            await self._scale(name, fresh[name].instances, "reload")
         for name in added:
             for index in range(fresh[name].instances):
                 await self._add_instance(fresh[name], index)

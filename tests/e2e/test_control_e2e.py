@@ -63,7 +63,10 @@ def test_status_fields_and_types(daemon: Daemon) -> None:
             "healthy",
             "cpu_percent",
             "memory_rss",
+            "reason",
+            "last_exit",
         }
+        assert app["reason"] is None and app["last_exit"] is None, "running, ready, never exited"
         assert isinstance(app["pid"], int) and psutil.pid_exists(app["pid"])
         assert isinstance(app["restarts"], int) and isinstance(app["uptime_s"], float)
         assert app["healthy"] is None and app["exit_code"] is None

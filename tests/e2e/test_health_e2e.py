@@ -243,7 +243,7 @@ def test_history_records_each_event_kind_and_survives_a_restart(run_daemon: RunD
     with sqlite3.connect(home / "history.db") as db:
         kinds = {row[0] for row in db.execute("select kind from events")}
         daemon_starts = db.execute("select count(*) from events where kind = 'daemon_start'").fetchone()[0]
-    assert {"start", "exit", "restart", "fatal", "health", "daemon_start", "daemon_stop"} <= kinds
+    assert {"start", "exit", "restart", "fatal", "healthy", "daemon_start", "daemon_stop"} <= kinds
     assert daemon_starts == 2
     listing = cli("history", "--json", "-n", "500", home=home)
     assert listing.returncode == 0, listing.stderr

@@ -247,7 +247,7 @@ async def test_a_full_disk_drops_file_lines_but_never_stops_the_pump(home: Path,
         await run_captured(output, "count", 5000, 20)
     output.close()
     assert output.dropped_file_lines == 5000
-    assert [(e["event"], e["log_level"], e["path"]) for e in events] == [("log_write_failed", "warning", str(path))]
+    assert [(e["event"], e["log_level"], e["path"]) for e in events] == [("log_write_failed", "error", str(path))]
     assert len(stdout_pipe.finish(writer)) == 5000  # the stdout copy still has every line
 
 

@@ -49,8 +49,8 @@ async def test_a_readiness_probe_failing_for_a_long_time_never_restarts(recorder
         (pid,) = recorder.start_pids()
         assert instance.pid == pid and instance.state is S.RUNNING and not recorder.is_gone(pid)
         assert recorder.states() == [S.STARTING, S.RUNNING]
-        assert recorder.kinds() == ["start", "health"], "one health change, no restart, no exit"
-        assert recorder.events_of(kind="health")[0].healthy is False
+        assert recorder.kinds() == ["start", "unhealthy"], "one health change, no restart, no exit"
+        assert recorder.events_of(kind="unhealthy")[0].healthy is False
         assert readiness(instance) == (False, "probe failing: exit code 1")
         assert instance.restarts == 0 and instance.failures == 0
 
@@ -163,5 +163,6 @@ async def test_readiness_and_liveness_on_one_app_are_independent(recorder: Recor
         fail.unlink()
         await recorder.until(lambda: instance.healthy is True and instance.state is S.RUNNING, "ready again")
         assert restart_reasons(recorder) == ["liveness"]
-        assert [e.healthy for e in recorder.events_of(kind="health")] == [False, True, True]
+        verdicts = [e.kind for e in recorder.events if e.kind in ("healthy", "unhealthy")]
+        assert verdicts == ["unhealthy", "healthy", "healthy"]
         assert recorder.is_gone(first_pid) and instance.pid not in (None, first_pid)

@@ -36,15 +36,15 @@ def test_record_and_list_events_oldest_first(history: History) -> None:
     history.record("start", "api", 0, pid=57, at=T0 + 1)
     history.record("exit", "api", 0, pid=57, exit_code=1, at=T0 + 2)
     history.record("restart", "api", 0, reason="crash", at=T0 + 2.1)
-    history.record("health", "web", 1, healthy=False, reason="HTTP 500", at=T0 + 3)
+    history.record("unhealthy", "web", 1, healthy=False, reason="HTTP 500", at=T0 + 3)
     history.record("exit", "web", 1, signal=9, at=T0 + 4)
     events = history.events()
-    assert [e.kind for e in events] == ["daemon_start", "start", "exit", "restart", "health", "exit"]
+    assert [e.kind for e in events] == ["daemon_start", "start", "exit", "restart", "unhealthy", "exit"]
     assert events[2].exit_code == 1 and events[2].pid == 57
     assert events[4].healthy is False and events[4].reason == "HTTP 500"
     assert events[5].signal == 9 and events[5].exit_code is None
     assert [e.kind for e in history.events("api")] == ["start", "exit", "restart"]
-    assert [e.kind for e in history.events(limit=2)] == ["health", "exit"]
+    assert [e.kind for e in history.events(limit=2)] == ["unhealthy", "exit"]
     assert history.apps() == ["api", "web"]
 
 
@@ -199,7 +199,7 @@ def test_up_half_the_window(history: History) -> None:
 
 def test_up_the_whole_window_since_before_it(history: History) -> None:
     history.record("start", "api", 0, at=T0 - 5 * HOUR)
-    history.record("health", "api", 0, healthy=True, at=T0 - 5 * HOUR + 1)
+    history.record("healthy", "api", 0, healthy=True, at=T0 - 5 * HOUR + 1)
     assert history.uptime_ratio("api", HOUR, now=T0) == pytest.approx(1.0)
     assert history.uptime_ratio("api", 24 * HOUR, now=T0) == pytest.approx(1.0)
 
