@@ -6,15 +6,19 @@ import argparse
 import heapq
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from omnitron.cli.target import TargetError, parse_target
-from omnitron.errors import ExitCode, UsageError
+from omnitron.errors import ExitCode, OmnitronError, UsageError
 from omnitron.home.paths import Home, parse_instance_log_name
-from omnitron.output.logfile import LogLine, parse_line, rotated_path, tag
+from omnitron.output.logfile import AppColours, LogLine, parse_line, rotated_path
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 POLL_INTERVAL_S = 0.15
 _READ_BLOCK = 256 * 1024
@@ -34,25 +38,86 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("-n", "--lines", type=int, default=50, help="how many lines to show (default 50)")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing new lines, across rotations")
     parser.add_argument("--json", action="store_true", help="one JSON object per line: ts, app, instance, stream, line")
+    parser.add_argument("-t", "--timestamps", action="store_true",
+                        help="start each line with its time and stream (stdout or stderr)")
+    parser.add_argument("--grep", metavar="REGEX", help="only lines that match this Python regular expression")
+    parser.add_argument("--daemon", action="store_true",
+                        help="the daemon's own log (logs/omnitron.log, written when started detached)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.lines < 0:
         raise UsageError(f"-n must be 0 or more, not {args.lines}", "pass a line count such as -n 100")
+    pattern = _compile(args.grep)
     home = Home.from_env()
+    if args.daemon:
+        if args.target is not None:
+            raise UsageError("--daemon shows the daemon's own log, not an app's", "drop APP, or drop --daemon")
+        return _daemon_log(home, args, pattern)
     app, instance = _parse_target(args.target)
-    sources = {key: LogSource(home, *key) for key in _instances(home.logs_dir, app, instance)}
+    sources = {key: LogSource(home.instance_log(*key), *key) for key in _instances(home.logs_dir, app, instance)}
     if app is not None and not sources:
-        name = app if instance is None else f"{app}:{instance}"
-        raise UsageError(
-            f"no logs for {name} in {home.logs_dir}", "check the name with `omnitron status`", ExitCode.USAGE
-        )
-    printer = _Printer(as_json=args.json, colour=not args.json and sys.stdout.isatty())
-    tails = [source.tail(args.lines) for source in sources.values()]
-    printer.emit(list(heapq.merge(*tails, key=lambda e: e.ts))[-args.lines :] if args.lines else [])
+        _no_output_yet(home, app, instance)
+    printer = _Printer(as_json=args.json, colour=not args.json and sys.stdout.isatty(), timestamps=args.timestamps,
+                       pattern=pattern, apps=sorted({key[0] for key in sources}))
+    _print_tails(printer, sources.values(), args.lines)
     if args.follow:
         _follow(sources, home, app, instance, printer)
+    return ExitCode.OK
+
+
+def _compile(text: str | None) -> re.Pattern[str] | None:
+    if text is None:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as error:
+        raise UsageError(f"--grep {text!r} is not a valid regular expression: {error}",
+                         "escape special characters with \\, e.g. --grep 'GET /health\\?'") from None
+
+
+def _print_tails(printer: _Printer, sources: Iterable[LogSource], count: int) -> None:
+    """The last `count` lines (matching lines, with --grep) of all sources, merged by time."""
+    if not count:
+        return
+    # With --grep the last `count` matches may lie anywhere in the files: read them whole.
+    depth = count if printer.pattern is None else sys.maxsize
+    tails = [[e for e in source.tail(depth) if printer.wants(e)] for source in sources]
+    printer.emit(list(heapq.merge(*tails, key=lambda e: e.ts))[-count:])
+
+
+def _no_output_yet(home: Home, app: str, instance: int | None) -> None:
+    """No log file: a valid app that has written nothing yet (say so, exit 0), or an unknown name (exit 2)."""
+    from omnitron.home.statefile import read_state
+
+    state = read_state(home.state_file)
+    known = {(r.app, r.instance) for r in state.instances} if state is not None else set()
+    name = app if instance is None else f"{app}:{instance}"
+    if any(a == app and instance in (None, i) for a, i in known):
+        sys.stderr.write(f"omnitron: {name} has written no output yet (nothing in {home.logs_dir})\n")
+        return
+    apps = ", ".join(sorted({a for a, _ in known})) or "none recorded"
+    raise UsageError(f"no logs for {name} in {home.logs_dir}, and the daemon runs no such instance (apps: {apps})",
+                     "check the name with `omnitron status`", ExitCode.USAGE)
+
+
+def _daemon_log(home: Home, args: argparse.Namespace, pattern: re.Pattern[str] | None) -> int:
+    from pathlib import Path
+
+    path = Path(home.daemon_log)
+    if not path.exists():
+        raise OmnitronError(
+            f"no daemon log at {path}: only a detached daemon (`omnitron up`) writes one",
+            "in the foreground the daemon logs to its stdout: read it with `docker logs`, `kubectl logs` or your "
+            "platform's log view",
+        )
+    source = LogSource(path, "omnitron", 0)
+    printer = _Printer(as_json=False, colour=False, timestamps=False, pattern=pattern, raw=True)
+    _print_tails(printer, [source], args.lines)
+    while args.follow:
+        time.sleep(POLL_INTERVAL_S)
+        printer.emit(source.poll())
     return ExitCode.OK
 
 
@@ -92,25 +157,35 @@ def _follow(
         time.sleep(POLL_INTERVAL_S)
         for key in _instances(home.logs_dir, app, instance):
             if key not in sources:
-                sources[key] = LogSource(home, *key)
+                sources[key] = LogSource(home.instance_log(*key), *key)
         fresh = [entry for source in sources.values() for entry in source.poll()]
         fresh.sort(key=lambda e: e.ts)
         printer.emit(fresh)
 
 
 class _Printer:
-    def __init__(self, *, as_json: bool, colour: bool) -> None:
+    def __init__(self, *, as_json: bool, colour: bool, timestamps: bool = False,
+                 pattern: re.Pattern[str] | None = None, apps: Iterable[str] = (), raw: bool = False) -> None:
         self.as_json = as_json
         self.colour = colour
+        self.timestamps = timestamps
+        self.pattern = pattern
+        self.raw = raw  # the daemon's log: its lines as they are, no tag
+        self.colours = AppColours(apps)
+
+    def wants(self, entry: Entry) -> bool:
+        return self.pattern is None or self.pattern.search(_text(entry)) is not None
 
     def emit(self, entries: Iterable[Entry]) -> None:
-        text = "".join(map(self.render, entries))
+        text = "".join(self.render(e) for e in entries if self.wants(e))
         if text:
             sys.stdout.write(text)
             sys.stdout.flush()
 
     def render(self, entry: Entry) -> str:
-        line = entry.line.decode("utf-8", "backslashreplace")
+        line = _text(entry)
+        if self.raw:
+            return line + "\n"
         if self.as_json:
             doc = {
                 "ts": entry.ts or None,
@@ -120,7 +195,17 @@ class _Printer:
                 "line": line,
             }
             return json.dumps(doc, ensure_ascii=False) + "\n"
-        return tag(entry.app, entry.instance, colour=self.colour) + line + "\n"
+        tag = self.colours.tag(entry.app, entry.instance, colour=self.colour)
+        if self.timestamps:
+            stream = entry.stream or "-"
+            if self.colour and stream == "stderr":
+                stream = f"\x1b[31m{stream}\x1b[0m"
+            return f"{entry.ts or '-':<24} {stream} {tag}{line}\n"
+        return tag + line + "\n"
+
+
+def _text(entry: Entry) -> str:
+    return entry.line.decode("utf-8", "backslashreplace")
 
 
 class LogSource:
@@ -130,10 +215,10 @@ class LogSource:
     keep = 0) the old file is read to its end before moving on to the newer files.
     """
 
-    def __init__(self, home: Home, app: str, instance: int) -> None:
+    def __init__(self, path: Path, app: str, instance: int) -> None:
         self.app = app
         self.instance = instance
-        self.path = home.instance_log(app, instance)
+        self.path = path
         self._fd: int | None = None
         self._ino = 0
         self._offset = 0

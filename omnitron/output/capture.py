@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +18,7 @@ import structlog
 
 from omnitron.config.model import LogsConfig
 from omnitron.home.paths import Home
-from omnitron.output.logfile import RotatingLogFile, tag, utc_timestamp
+from omnitron.output.logfile import AppColours, RotatingLogFile, utc_timestamp
 from omnitron.output.stdout_writer import StdoutWriter
 
 MAX_LINE = 64 * 1024
@@ -58,12 +59,14 @@ class OutputRouter:
         fmt: Literal["console", "json"],
         writer: StdoutWriter,
         default_logs: LogsConfig,
+        app_names: Iterable[str] = (),
     ) -> None:
         self.home = home
         self.fmt = fmt
         self.writer = writer
         self.default_logs = default_logs
         self.is_colour = fmt == "console" and writer.isatty()
+        self.colours = AppColours(app_names)  # the config's order: the same colours on every start
         self._files: dict[Path, _SharedFile] = {}
         # Detached (`omnitron up`), the daemon's stdout and stderr are logs/omnitron.log: `reopen` points them at
         # a new file there too. Noted now, because by the time of a reopen the path names another file.
@@ -150,7 +153,7 @@ class InstanceOutput:
         self._file = file
         self._writer = router.writer
         self._is_json = router.fmt == "json"
-        self._tag = tag(app, instance, colour=router.is_colour).encode()
+        self._tag = router.colours.tag(app, instance, colour=router.is_colour).encode()
         self._json_fields = f'"app": {_encode_json_string(app)}, "instance": {instance}'
         self._is_closed = False
 

@@ -11,14 +11,16 @@ import errno
 import os
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from stat import S_IMODE, S_ISREG
 from typing import NamedTuple
 
 FILE_MODE = 0o600
 SEPARATOR = b" | "
-_COLOURS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
+# Hues far enough apart to tell apps apart at a glance: the five basic ones (red is left for errors), then
+# 256-colour ones. The old table mixed 32/92, 36/96...: two apps often got nearly the same colour (issue #20).
+_COLOURS = ("36", "33", "32", "35", "34", "38;5;208", "38;5;141", "38;5;118", "38;5;203", "38;5;39")
 
 # Called as on_event(event_name, fields) when writing starts failing or resumes; the daemon logs it.
 EventCallback = Callable[[str, dict[str, object]], None]
@@ -38,16 +40,29 @@ def utc_timestamp(now: float | None = None) -> str:
     return f"{text}.{int((t - secs) * 1000):03d}Z"
 
 
-def app_colour(app: str) -> int:
-    """A stable ANSI colour code per app name, so `api` has the same colour in every run."""
-    return _COLOURS[zlib.crc32(app.encode()) % len(_COLOURS)]
+class AppColours:
+    """A colour per app name: the one its name hashes to, unless an app seen earlier took it, then the next
+    free one; so up to len(_COLOURS) apps in one output never share a colour, and a name keeps its colour
+    from run to run as long as the apps around it do."""
 
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self._given: dict[str, str] = {}
+        for name in names:
+            self.colour(name)
 
-def tag(app: str, instance: int, *, colour: bool) -> str:
-    """The `api.0 | ` prefix the daemon's stdout and `omnitron logs` put before each line."""
-    if colour:
-        return f"\x1b[{app_colour(app)}m{app}.{instance} |\x1b[0m "
-    return f"{app}.{instance} | "
+    def colour(self, app: str) -> str:
+        if app not in self._given:
+            start = zlib.crc32(app.encode()) % len(_COLOURS)
+            taken = set(self._given.values())
+            order = [_COLOURS[(start + step) % len(_COLOURS)] for step in range(len(_COLOURS))]
+            self._given[app] = next((c for c in order if c not in taken), order[0])
+        return self._given[app]
+
+    def tag(self, app: str, instance: int, *, colour: bool) -> str:
+        """The `api.0 | ` prefix the daemon's stdout and `omnitron logs` put before each line."""
+        if colour:
+            return f"\x1b[{self.colour(app)}m{app}.{instance} |\x1b[0m "
+        return f"{app}.{instance} | "
 
 
 class LogLine(NamedTuple):

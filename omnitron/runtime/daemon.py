@@ -105,7 +105,8 @@ class Daemon:
             is_reaper = become_subreaper()
             events = EventRecorder(History(self.home.history_db, batched=True))
             router = OutputRouter(self.home, fmt=resolve_format(settings.log_format, writer.isatty()),
-                                  writer=writer, default_logs=settings.logs)
+                                  writer=writer, default_logs=settings.logs,
+                                  app_names=[a.name for a in self.loaded.ecosystem.apps])
             state = StateWriter(self.home.state_file,
                                 lambda: StateDocument.from_snapshot(self.snapshot(with_resources=False),
                                                                     settings.health_host))

@@ -234,7 +234,7 @@ async def test_console_copy_on_a_terminal_has_a_colour_per_app(home: Path) -> No
     finally:
         os.close(terminal_fd)
         os.close(main_fd)
-    assert re.match(rb"\x1b\[\d+mapi\.0 \|\x1b\[0m 00000000 xxx", bytes(seen))
+    assert re.match(rb"\x1b\[[0-9;]+mapi\.0 \|\x1b\[0m 00000000 xxx", bytes(seen))
 
 
 async def test_a_full_disk_drops_file_lines_but_never_stops_the_pump(home: Path, stdout_pipe: PipeReader) -> None:

@@ -149,3 +149,16 @@ def test_open_creates_the_file_before_any_line(tmp_path: Path, keep: int) -> Non
     log.open()
     log.close()
     assert (tmp_path / "logs" / "api-0.log").read_bytes() == b""
+
+
+def test_apps_in_one_output_never_share_a_colour_until_the_palette_runs_out() -> None:
+    """Regression test for #20 item 10: two apps got nearly the same colour (32 and 92, 36 and 96...)."""
+    from omnitron.output.logfile import _COLOURS, AppColours
+
+    names = ["api", "web", "worker", "cron", "migrate", "db", "cache", "queue", "mail", "search"]
+    colours = AppColours(names)
+    given = [colours.colour(n) for n in names]
+    assert len(set(given)) == len(names) == len(_COLOURS)
+    assert AppColours(names).colour("web") == colours.colour("web")  # the same set: the same colours
+    assert colours.tag("api", 1, colour=True) == f"\x1b[{given[0]}mapi.1 |\x1b[0m "
+    assert colours.tag("api", 1, colour=False) == "api.1 | "

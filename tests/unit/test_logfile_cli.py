@@ -101,3 +101,42 @@ def test_no_logs_at_all_prints_nothing(home: Path, capsys: pytest.CaptureFixture
 def test_zero_lines(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_log(home, "api-0.log", [(ts(1), "stdout", b"x")])
     assert run(capsys, "api", "-n", "0") == (0, [], "")
+
+
+def test_timestamps_show_each_line_with_its_time_and_stream(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #20: `logs --timestamps`, with stderr marked (what PM2's `logs --timestamp` gives)."""
+    write_log(home, "api-0.log", [(ts(1), "stdout", b"GET / 200"), (ts(2), "stderr", b"Traceback")])
+    assert run(capsys, "api", "-t")[1] == [f"{ts(1)} stdout api.0 | GET / 200", f"{ts(2)} stderr api.0 | Traceback"]
+
+
+def test_grep_keeps_the_last_n_matching_lines_of_every_app(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #20: `logs --grep`; the matches are searched in the whole files, not only in the last N lines."""
+    write_log(home, "api-0.log", [(ts(1), "stdout", b"GET /orders 500"), *((ts(2), "stdout", b"GET / 200"),) * 60])
+    write_log(home, "web-0.log", [(ts(3), "stderr", b"POST /login 500"), (ts(4), "stdout", b"ok")])
+    assert run(capsys, "--grep", r" 5\d\d$", "-n", "5")[1] == ["api.0 | GET /orders 500", "web.0 | POST /login 500"]
+    assert run(capsys, "--grep", "500", "-n", "1")[1] == ["web.0 | POST /login 500"]
+    code, out, err = run(capsys, "--grep", "(")
+    assert (code, out) == (2, []) and "not a valid regular expression" in err
+
+
+def test_a_valid_app_with_no_output_yet_is_not_called_unknown(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression test for #20 item 8: `logs APP` for an app that never wrote a line said "check the name"."""
+    Home(home).ensure()
+    (home / "state.json").write_text(json.dumps({"pid": 1, "apps": [
+        {"app": "quiet", "instance": 0, "pid": 5, "start_time": 1.0, "state": "running", "restarts": 0}]}))
+    assert run(capsys, "quiet") == (0, [], f"omnitron: quiet has written no output yet (nothing in {home / 'logs'})\n")
+    code, _, err = run(capsys, "quiet:3")
+    assert code == 2 and "check the name" in err and "apps: quiet" in err
+
+
+def test_the_daemons_own_log(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression test for #20 item 8: the detached daemon's logs/omnitron.log could not be read with `logs`."""
+    code, out, err = run(capsys, "--daemon")
+    assert (code, out) == (1, []) and "only a detached daemon" in err and "docker logs" in err
+    Path(Home(home).ensure().daemon_log).write_text(
+        "".join(f'{{"event": "daemon_started", "n": {i}}}\n' for i in range(5)) + '{"event": "half"')
+    assert run(capsys, "--daemon", "-n", "2") == (0, ['{"event": "daemon_started", "n": 3}',
+                                                      '{"event": "daemon_started", "n": 4}'], "")
+    assert run(capsys, "--daemon", "--grep", '"n": [02]')[1] == ['{"event": "daemon_started", "n": 0}',
+                                                                 '{"event": "daemon_started", "n": 2}']
+    assert run(capsys, "--daemon", "api")[0] == 2
