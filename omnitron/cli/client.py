@@ -7,6 +7,7 @@ requests we make (one JSON object each way, `Connection: close`) need none of th
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 from omnitron.errors import ConfigError, DaemonNotAnswering, DaemonNotRunning, ExitCode, OmnitronError, UsageError
@@ -156,6 +157,13 @@ class ControlClient:
             raise self._not_answering(timeout) from None
         except PermissionError:
             sock.close()
+            if not os.access(self.home.root, os.X_OK):
+                # The socket cannot even be looked for: no daemon of this user can be running on this home.
+                raise OmnitronError(
+                    f"cannot look into OMNITRON_HOME {self.home.root}: permission denied "
+                    f"(uid {os.getuid()}, gid {os.getgid()})",
+                    fix="run as the user (or group) that owns it, or point OMNITRON_HOME at a folder this user owns",
+                ) from None
             raise OmnitronError(
                 f"permission denied on the control socket {self.home.socket}",
                 fix="run omnitron as the user that started the daemon",

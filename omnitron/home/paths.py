@@ -113,17 +113,30 @@ class Home:
         return Path(self.logs_dir, instance_log_name(app, instance))
 
     def ensure(self) -> Home:
-        """Create the home and its folders with mode 0700 (umask cannot widen or narrow it)."""
+        """Create the home and its folders with mode 0700 (umask cannot widen or narrow it).
+
+        A home that exists and belongs to another user is used as it is when this user may write to it: an
+        image's group-0, group-writable home run under a random UID (OpenShift) cannot be narrowed anyway.
+        """
+        import errno
+
         from omnitron.errors import OmnitronError
 
         for path in (self.root, self.logs_dir):
             try:
                 os.makedirs(path, mode=0o700, exist_ok=True)
-                if os.stat(path).st_mode & 0o777 != 0o700:
+                info = os.stat(path)
+                if info.st_uid != os.getuid():
+                    if os.access(path, os.W_OK | os.X_OK):
+                        continue
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+                if info.st_mode & 0o777 != 0o700:
                     os.chmod(path, 0o700)
             except PermissionError as error:
+                where = "as OMNITRON_HOME" if path == self.root else f"in OMNITRON_HOME {self.root}"
                 raise OmnitronError(
-                    f"cannot use {path} as OMNITRON_HOME: {error.strerror} (uid {os.getuid()})",
-                    "point OMNITRON_HOME at a folder this user owns, e.g. a subfolder of the mounted volume",
+                    f"cannot use {path} {where}: {error.strerror} (uid {os.getuid()}, gid {os.getgid()})",
+                    "make OMNITRON_HOME writable by this user or its group (in an image: group 0, mode 0770), "
+                    "or point OMNITRON_HOME at a folder this user owns",
                 ) from None
         return self
