@@ -54,12 +54,17 @@ class InstanceRecord:
 
 
 class StateDocument:
-    __slots__ = ("pid", "version", "started_at", "config", "health_host", "health_port", "shutting_down",
-                 "instances")
+    __slots__ = ("pid", "start_time", "run_id", "version", "started_at", "config", "health_host", "health_port",
+                 "shutting_down", "instances")
 
     def __init__(self, *, pid: int, version: str, started_at: str, config: str | None, health_host: str,
-                 health_port: int | None, shutting_down: bool, instances: list[InstanceRecord]) -> None:
+                 health_port: int | None, shutting_down: bool, instances: list[InstanceRecord],
+                 start_time: float | None = None, run_id: str = "") -> None:
         self.pid = pid
+        # The recording daemon's identity (PID + process start time) and its run marker (runtime/runmarker.py):
+        # recovery stops nothing while that daemon lives, and only processes that carry the marker.
+        self.start_time = start_time
+        self.run_id = run_id
         self.version = version
         self.started_at = started_at
         self.config = config
@@ -72,15 +77,18 @@ class StateDocument:
         return f"<StateDocument pid={self.pid} instances={len(self.instances)}>"
 
     @classmethod
-    def from_snapshot(cls, snapshot: DaemonSnapshot, health_host: str) -> StateDocument:
-        return cls(pid=snapshot.pid, version=snapshot.version, started_at=snapshot.started_at,
+    def from_snapshot(cls, snapshot: DaemonSnapshot, health_host: str, *, start_time: float | None = None,
+                      run_id: str = "") -> StateDocument:
+        return cls(pid=snapshot.pid, start_time=start_time, run_id=run_id, version=snapshot.version,
+                   started_at=snapshot.started_at,
                    config=snapshot.config, health_host=health_host, health_port=snapshot.health_port,
                    shutting_down=snapshot.shutting_down,
                    instances=[InstanceRecord(i.name, i.instance, i.pid, i.start_time, i.state, i.restarts)
                               for i in snapshot.instances])
 
     def to_json(self) -> dict[str, Any]:
-        return {"pid": self.pid, "health_port": self.health_port, "health_host": self.health_host,
+        return {"pid": self.pid, "start_time": self.start_time, "run_id": self.run_id,
+                "health_port": self.health_port, "health_host": self.health_host,
                 "version": self.version, "started_at": self.started_at, "config": self.config,
                 "shutting_down": self.shutting_down, "apps": [i.to_json() for i in self.instances]}
 
@@ -89,8 +97,11 @@ class StateDocument:
         if not isinstance(document, dict):
             return None
         pid, port, apps = document.get("pid"), document.get("health_port"), document.get("apps")
+        start_time, run_id = document.get("start_time"), document.get("run_id")
         records = [r for r in map(InstanceRecord.from_json, apps if isinstance(apps, list) else []) if r]
-        return cls(pid=pid if _is_int(pid) else 0, version=str(document.get("version", "")),
+        return cls(pid=pid if _is_int(pid) else 0,
+                   start_time=float(start_time) if _is_number(start_time) else None,  # type: ignore[arg-type]
+                   run_id=run_id if isinstance(run_id, str) else "", version=str(document.get("version", "")),
                    started_at=str(document.get("started_at", "")), config=_str_or_none(document.get("config")),
                    health_host=str(document.get("health_host") or "127.0.0.1"),
                    health_port=port if _is_int(port) else None,

@@ -11,8 +11,10 @@ from omnitron.errors import ConfigError
 if TYPE_CHECKING:
     from omnitron.config.model import AppConfig
 
-# Variables the daemon reads for itself and never passes on: the store key must not reach any app.
-DAEMON_ONLY_VARS = frozenset({"OMNITRON_SECRETS_KEY"})
+# Variables the daemon reads for itself and never passes on: the store key must not reach any app, and the
+# home (its socket, state, logs) is the daemon's; an app that needs it asks in `env`:
+# `OMNITRON_HOME = "${OMNITRON_HOME}"`. An inherited OMNITRON_RUN_ID is replaced by the instance's own.
+DAEMON_ONLY_VARS = frozenset({"OMNITRON_SECRETS_KEY", "OMNITRON_HOME", "OMNITRON_RUN_ID"})
 
 
 def daemon_env(base_env: Mapping[str, str]) -> dict[str, str]:

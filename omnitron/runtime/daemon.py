@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import anyio
+import psutil
 import structlog
 from anyio.abc import TaskStatus
 
@@ -31,6 +32,7 @@ from omnitron.runtime.exit_rule import ExitRule
 from omnitron.runtime.launch import Launcher
 from omnitron.runtime.reaper import OrphanReaper, become_subreaper
 from omnitron.runtime.recovery import stop_survivors
+from omnitron.runtime.runmarker import RunMarker
 from omnitron.runtime.snapshot import DaemonSnapshot, instance_snapshots
 from omnitron.runtime.supervisor import Supervisor
 from omnitron.runtime.usage import UsageMonitor
@@ -56,6 +58,8 @@ class Daemon:
         self._is_exit_code_decided = False
         self._supervisor: Supervisor | None = None
         self._is_stop_emitted = False
+        self.marker = RunMarker()
+        self._secrets_key = ""
 
     @property
     def supervisor(self) -> Supervisor:
@@ -90,8 +94,10 @@ class Daemon:
     async def run(self) -> int:
         """Run until shut down; the exit code per the contract (0 clean, 1 forced or on_fatal = exit)."""
         from omnitron.output.logsetup import configure_logging, resolve_format
+        from omnitron.runtime.hardening import harden
 
         settings = self.loaded.ecosystem.daemon
+        self._secrets_key = harden()  # first: the key leaves the environment before anything can read it
         self.home.ensure()
         lock = PidLock(self.home.pidfile)
         lock.acquire()
@@ -107,9 +113,11 @@ class Daemon:
             router = OutputRouter(self.home, fmt=resolve_format(settings.log_format, writer.isatty()),
                                   writer=writer, default_logs=settings.logs,
                                   app_names=[a.name for a in self.loaded.ecosystem.apps])
+            start_time = psutil.Process().create_time()
             state = StateWriter(self.home.state_file,
                                 lambda: StateDocument.from_snapshot(self.snapshot(with_resources=False),
-                                                                    settings.health_host))
+                                                                    settings.health_host, start_time=start_time,
+                                                                    run_id=self.marker.run_id))
             self._started_mono = anyio.current_time()
             log.info("daemon_started", pid=os.getpid(), version=__version__, home=str(self.home.root),
                      config=str(self.loaded.path), health_port=self.health_port, survivors_stopped=survivors,
@@ -162,7 +170,8 @@ class Daemon:
         async with anyio.create_task_group() as tg:
             await tg.start(self._handle_signals, reaper, router, tg)
             self._supervisor = Supervisor(self.loaded, tg, open_output=router.open_instance,
-                                          launch=Launcher(self.home), events=events, usage=self.usage)
+                                          launch=Launcher(self.home, marker=self.marker, secrets_key=self._secrets_key),
+                                          events=events, usage=self.usage)
             self.supervisor.add_listener(lambda _instance: state.mark_dirty())
             exit_rule = ExitRule(self.loaded.ecosystem.daemon, self.supervisor, self._end_on_own)
             self.supervisor.add_listener(exit_rule.on_change)
