@@ -30,7 +30,7 @@ COMMAND_MODULES = (
 COMMAND_OWNERS = {
     "up": "omnitron.cli.daemon_cmds",
     "down": "omnitron.cli.daemon_cmds",
-    **dict.fromkeys(("status", "start", "stop", "restart", "signal", "scale", "reload", "probe"),
+    **dict.fromkeys(("status", "ls", "list", "start", "stop", "restart", "signal", "scale", "reload", "probe"),
                     "omnitron.cli.control_cmds"),
     "check": "omnitron.cli.check_cmd",
     "logs": "omnitron.cli.logs_cmd",

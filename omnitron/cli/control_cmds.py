@@ -71,6 +71,13 @@ def _wants_colour() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
+def _terminal_width() -> int:
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else 0
+    except (OSError, ValueError):
+        return 0
+
+
 def _restarts_glyph() -> str:
     try:
         "↺".encode(sys.stdout.encoding or "ascii")
@@ -86,7 +93,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return ExitCode.OK
     from omnitron.cli.statusview import render_status
 
-    sys.stdout.write(render_status(document, colour=_wants_colour(), restarts_glyph=_restarts_glyph()))
+    sys.stdout.write(render_status(document, colour=_wants_colour(), restarts_glyph=_restarts_glyph(),
+                                   width=_terminal_width()))
     return ExitCode.OK
 
 
@@ -248,7 +256,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    status = subparsers.add_parser("status", help="show every app instance (or one app's)")
+    # `ls` and `list` as PM2 users type them
+    status = subparsers.add_parser("status", aliases=["ls", "list"], help="show every app instance (or one app's)")
     status.add_argument("app", nargs="?", metavar="APP", help="only this app")
     status.add_argument("--json", action="store_true", help="print the JSON document instead of a table")
     status.set_defaults(handler=cmd_status)

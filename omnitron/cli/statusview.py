@@ -101,8 +101,9 @@ def table(entries: Sequence[Mapping[str, Any]], *, colour: bool = False, restart
     return [line(headers, True)] + [line(r, False) for r in rows]
 
 
-def summary(daemon: Mapping[str, Any]) -> str:
-    """One line about the daemon itself, at most WIDTH characters."""
+def summary(daemon: Mapping[str, Any], width: int = WIDTH) -> str:
+    """About the daemon itself: one line, or two when the config path does not fit beside the rest. The path
+    is never cut (issue #20: it was, even on a wide terminal), so it can be copied."""
     ready = "ready" if daemon.get("ready") else "not ready"
     head = (
         f"omnitron {daemon.get('version', '?')}  pid {daemon.get('pid', '?')}  "
@@ -111,16 +112,16 @@ def summary(daemon: Mapping[str, Any]) -> str:
     config = daemon.get("config")
     if not config:
         return head
-    room = WIDTH - len(head) - len(GAP)
-    if room < 8:
-        return head
-    config = str(config)
-    return f"{head}{GAP}{config if len(config) <= room else '…' + config[-(room - 1) :]}"
+    if len(head) + len(GAP) + len(str(config)) <= max(width, WIDTH):
+        return f"{head}{GAP}{config}"
+    return f"{head}\nconfig {config}"
 
 
-def render_status(document: Mapping[str, Any], *, colour: bool = False, restarts_glyph: str = "↺") -> str:
-    """The whole `omnitron status` output for the section-4 document (already filtered to one app, if asked)."""
-    lines = [summary(document.get("daemon") or {})]
+def render_status(document: Mapping[str, Any], *, colour: bool = False, restarts_glyph: str = "↺",
+                  width: int = WIDTH) -> str:
+    """The whole `omnitron status` output for the section-4 document (already filtered to one app, if asked);
+    `width` is the terminal's (the table keeps to WIDTH, the header may use more)."""
+    lines = [summary(document.get("daemon") or {}, width)]
     apps = document.get("apps") or []
     if not apps:
         lines.append("no app instances (the config defines no apps, or every app is scaled to 0)")

@@ -108,6 +108,16 @@ def test_status_table_and_json(omni_home: Home) -> None:
     assert [r.path for r in server.requests] == ["/v1/status", "/v1/status?app=api"]
 
 
+def test_ls_and_list_are_status(omni_home: Home) -> None:
+    """Issue #20: `ls` and `list` as PM2 users type them; the same table, the same options."""
+    with unix_server(str(omni_home.socket), lambda r: json_response(200, STATUS)) as server:
+        status, ls, listed = (omnitron(omni_home.root, word, "api") for word in ("status", "ls", "list"))
+        as_json = omnitron(omni_home.root, "ls", "--json")
+    assert status.returncode == 0 and status.stdout == ls.stdout == listed.stdout
+    assert json.loads(as_json.stdout) == STATUS
+    assert [r.path for r in server.requests] == ["/v1/status?app=api"] * 3 + ["/v1/status"]
+
+
 def test_an_unknown_app_exits_2(omni_home: Home) -> None:
     error = {"error": {"cause": "unknown app 'nope'", "fix": "see `omnitron status`", "exit_code": 2, "problems": []}}
     with unix_server(str(omni_home.socket), lambda r: json_response(404, error)):

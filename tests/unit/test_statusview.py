@@ -109,12 +109,14 @@ def test_empty_ecosystem_says_so() -> None:
     assert text.splitlines()[1].startswith("no app instances")
 
 
-def test_summary_fits_and_keeps_the_end_of_a_long_config_path() -> None:
+def test_summary_never_cuts_the_config_path() -> None:
+    """Regression test for #20 item 10: the path was cut to fit 80 columns, even on a wide terminal."""
     long_path = "/srv/" + "deep/" * 30 + "omnitron.toml"
-    line = summary(daemon(config=long_path, uptime_s=7300.0, ready=True))
-    assert len(line) <= WIDTH
-    assert line.startswith("omnitron 0.1.0  pid 41  up 2h  ready  …")
-    assert line.endswith("/omnitron.toml")
+    narrow = summary(daemon(config=long_path, uptime_s=7300.0, ready=True))
+    assert narrow.splitlines() == ["omnitron 0.1.0  pid 41  up 2h  ready", f"config {long_path}"]
+    wide = summary(daemon(config=long_path, uptime_s=7300.0, ready=True), width=250)
+    assert wide == f"omnitron 0.1.0  pid 41  up 2h  ready  {long_path}"
+    assert summary(daemon(config="/app/omnitron.toml")).endswith("not ready  /app/omnitron.toml")
     assert summary(daemon(config=None)).endswith("not ready")
 
 
