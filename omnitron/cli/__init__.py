@@ -38,6 +38,7 @@ COMMAND_OWNERS = {
     "infra": "omnitron.cli.infra_cmd",
     "history": "omnitron.cli.history_cmd",
     "events": "omnitron.cli.events_cmd",
+    "wait": "omnitron.cli.events_cmd",
 }
 
 

@@ -280,6 +280,11 @@ class ControlClient:
         """Send signum to `app`'s instances (or one); the daemon answers at once with the PIDs it went to."""
         return self.change(f"/v1/apps/{quote(app)}/signal", {"instance": instance, "signal": signum})
 
+    def wait(self, app: str, instance: int | None, want: str, timeout_s: float) -> JSONObject:
+        """Until the daemon says the instances are in `want` (it answers within `timeout_s`)."""
+        body = {"instance": instance, "for": want, "timeout": timeout_s}
+        return self.change(f"/v1/apps/{quote(app)}/wait", body, timeout_s + self.answer_timeout_s)
+
     def scale(self, app: str, count: int) -> JSONObject:
         return self.change(f"/v1/apps/{quote(app)}/scale", {"count": count}, ACTION_TIMEOUT_S)
 

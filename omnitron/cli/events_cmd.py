@@ -1,4 +1,5 @@
-"""`omnitron events [APP] [-n N] [-f] [--json]`: the stored tail of the lifecycle events, then (`-f`) live ones.
+"""`omnitron events [APP] [-n N] [-f] [--json]`: the stored tail of the lifecycle events, then (`-f`) live ones;
+and `omnitron wait APP[:N] --for STATE`, which the daemon answers when the events say so.
 
 Without `-f` it reads history.db directly, so it works with the daemon down. With `-f` the daemon sends
 both parts on one stream (GET /v1/events), so nothing is lost or repeated where the stored part ends.
@@ -32,6 +33,52 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("-f", "--follow", action="store_true", help="then follow live events until the daemon stops")
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
     parser.set_defaults(handler=run)
+    register_wait(subparsers)
+
+
+def register_wait(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "wait", help="return once APP (or APP:N) is in a state: running, ready, completed, stopped, fatal",
+        description="Returns 0 once every selected instance is in STATE, woken by the daemon's state changes. "
+        "Exit 1 with the reason when the timeout passes or an instance reaches a state it will not leave on "
+        "its own (e.g. fatal while waiting for running); 3 when no daemon runs.",
+    )
+    parser.add_argument("target", metavar="APP[:N]", help="an app, or one instance of it (e.g. api:1)")
+    parser.add_argument("--for", dest="state", required=True, metavar="STATE",
+                        choices=("running", "ready", "completed", "stopped", "fatal"))
+    parser.add_argument("--timeout", default="60s", metavar="D", help="give up after this long (default 60s)")
+    parser.set_defaults(handler=run_wait)
+
+
+def _seconds(text: str) -> float:
+    """`60`, `1.5`, `250ms`, `5s`, `2m`, `1h` -> seconds; UsageError otherwise (the config's duration words)."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    word = text.strip().lower()
+    for unit in ("ms", "s", "m", "h"):
+        if word.endswith(unit):
+            word, scale = word[: -len(unit)], units[unit]
+            break
+    else:
+        scale = 1.0
+    try:
+        value = float(word) * scale
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise UsageError(f"--timeout {text!r} is not a duration", "give seconds or a duration such as 30s or 2m")
+    return value
+
+
+def run_wait(args: argparse.Namespace) -> int:
+    from omnitron.cli.client import ControlClient
+    from omnitron.cli.control_cmds import _target
+    from omnitron.home.root import ClientHome
+
+    app, instance = _target(args.target)
+    timeout_s = _seconds(args.timeout)
+    ControlClient(ClientHome()).wait(app, instance, args.state, timeout_s)
+    sys.stdout.write(f"{args.target}: {args.state}\n")
+    return ExitCode.OK
 
 
 def run(args: argparse.Namespace) -> int:

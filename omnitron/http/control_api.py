@@ -40,4 +40,9 @@ class ControlTarget(Protocol):
 
     async def scale(self, app: str, count: int) -> None: ...
 
+    async def wait(self, app: str, instance: int | None, want: str, timeout_s: float) -> None:
+        """Until the selected instances are in state `want`; OmnitronError (exit 1) when one cannot get there
+        on its own or the timeout passes."""
+        ...
+
     async def reload(self, config_path: str | None) -> ReloadReport: ...

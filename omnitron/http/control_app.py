@@ -177,6 +177,18 @@ def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapsh
         report = await target.reload(config)
         return JSONResponse(asdict(report))
 
+    async def wait(request: Request) -> Response:
+        app: str = request.path_params["name"]
+        body = await _json_body(request)
+        instance = _optional_count(body, "instance")
+        want, timeout = body.get("for"), body.get("timeout", 60)
+        if not isinstance(want, str):
+            raise UsageError(f"wait needs a state, got {want!r}", fix='send {"for": "running"}')
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+            raise UsageError(f"timeout must be a number of seconds, got {timeout!r}", fix='send {"timeout": 60}')
+        await target.wait(app, instance, want, float(timeout))
+        return JSONResponse(app_view(app))
+
     async def event_stream(request: Request) -> Response:
         """NDJSON, one event object a line: the last n stored, then (follow=1) live ones until the daemon stops."""
         app, limit, is_live = _event_query(request, target)
@@ -202,6 +214,7 @@ def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapsh
             route("/v1/status", status, "GET"),
             route("/v1/apps/{name}/scale", scale, "POST"),
             route("/v1/apps/{name}/signal", send_signal, "POST"),
+            route("/v1/apps/{name}/wait", wait, "POST"),
             route("/v1/apps/{name}/{action}", action, "POST"),
             route("/v1/reload", reload, "POST"),
             route("/v1/events", event_stream, "GET"),

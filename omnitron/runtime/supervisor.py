@@ -259,6 +259,12 @@ class Supervisor:
                                 f"start it with `omnitron start {instance.key}`")
         await self._wait_started([instance])
 
+    async def wait(self, name: str, index: int | None, want: str, timeout_s: float) -> None:
+        """Until the selected instances are in `want` (runtime/waiting.py has the rule)."""
+        from omnitron.runtime.waiting import wait_for_state
+
+        await wait_for_state(self, name, index, want, timeout_s)
+
     async def scale(self, name: str, count: int) -> None:
         self._check_accepting()
         async with self._reconfiguring:

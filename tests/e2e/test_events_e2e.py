@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -114,3 +115,56 @@ def test_follow_needs_a_daemon_and_a_known_app(run_daemon: RunDaemon, home: Path
     assert unknown.returncode == 2 and "unknown app 'nope'" in unknown.stderr, unknown.stderr
     bad = daemon.cli("events", "-n", "-1")
     assert bad.returncode == 2, bad.stderr
+
+
+def test_wait_returns_at_the_event_it_waits_for(run_daemon: RunDaemon, tmp_path: Path) -> None:
+    daemon = run_daemon(f"""
+        [[apps]]
+        name = "flaky"
+        command = {app_argv("crash.py", 1, 0.4)}
+        min_uptime = "5s"
+        max_restarts = 2
+        backoff = {{ initial = "300ms", max = "300ms", jitter = 0 }}
+    """)
+    proc = subprocess.Popen([*OMNITRON, "wait", "flaky", "--for", "fatal", "--timeout", "60"], env=cli_env(daemon.home),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=60)
+    returned_at = time.time()
+    assert proc.returncode == 0, err
+    assert out == "flaky: fatal\n"
+    events = [json.loads(line) for line in daemon.ok("events", "flaky", "--json").splitlines()]
+    fatal = [e for e in events if e["kind"] == "fatal"]
+    assert len(fatal) == 1 and fatal[0]["ts"] <= returned_at, "it returned after the event, not before"
+    assert events[0]["kind"] == "start", "the wait began before the app had done anything but start"
+    assert daemon.status("flaky")["apps"][0]["state"] == "fatal"
+
+
+def test_wait_gives_up_at_once_on_a_state_it_cannot_leave(run_daemon: RunDaemon) -> None:
+    daemon = run_daemon(f"""
+        [[apps]]
+        name = "dead"
+        command = {app_argv("crash.py", 3)}
+        max_restarts = 0
+    """)
+    daemon.wait_states("dead", "fatal")
+    started = time.monotonic()
+    result = daemon.cli("wait", "dead:0", "--for", "running", "--timeout", "600")
+    assert result.returncode == 1, result.stderr
+    assert "dead:0 is fatal" in result.stderr and "will not become running" in result.stderr, result.stderr
+    assert time.monotonic() - started < 300, "it did not wait for the timeout"
+
+
+def test_wait_times_out_and_checks_its_arguments(run_daemon: RunDaemon, home: Path) -> None:
+    none = cli("wait", "tick", "--for", "running", home=home)
+    assert none.returncode == 3 and "no omnitron daemon" in none.stderr, none.stderr
+    daemon = run_daemon(TICKER)
+    daemon.wait_states("tick", "running")
+    assert daemon.ok("wait", "tick", "--for", "running") == "tick: running\n"
+    late = daemon.cli("wait", "tick", "--for", "completed", "--timeout", "300ms")
+    assert late.returncode == 1 and "timed out after 0.3s waiting for completed" in late.stderr, late.stderr
+    assert "tick:0 is running" in late.stderr
+    assert daemon.cli("wait", "nope", "--for", "running").returncode == 2
+    assert daemon.cli("wait", "tick:7", "--for", "running").returncode == 2
+    assert daemon.cli("wait", "tick", "--for", "sleeping").returncode == 2
+    bad = daemon.cli("wait", "tick", "--for", "running", "--timeout", "soon")
+    assert bad.returncode == 2 and "--timeout 'soon' is not a duration" in bad.stderr, bad.stderr

@@ -104,6 +104,10 @@ class CannedDaemon:
         self._check(app, None)
         self.calls.append(("scale", app, str(count)))
 
+    async def wait(self, app: str, instance: int | None, want: str, timeout_s: float) -> None:
+        self._check(app, instance)
+        self.calls.append(("wait", app, str(instance), want, str(timeout_s)))
+
     async def reload(self, config_path: str | None) -> ReloadReport:
         if self.fail_with is not None:
             raise self.fail_with
@@ -349,3 +353,12 @@ def test_a_socket_path_too_long_is_explained(tmp_path: Path) -> None:
     with pytest.raises(OmnitronError, match="longer than 107 bytes") as caught:
         bind_control_socket(tmp_path / ("x" * 120) / "omnitron.sock")
     assert "OMNITRON_HOME" in caught.value.fix
+
+
+def test_wait_passes_the_state_and_the_timeout(client: TestClient, daemon: CannedDaemon) -> None:
+    response = client.post("/v1/apps/api/wait", json={"instance": 1, "for": "ready", "timeout": 2.5})
+    assert response.status_code == 200, response.text
+    assert daemon.calls == [("wait", "api", "1", "ready", "2.5")]
+    assert client.post("/v1/apps/api/wait", json={}).status_code == 400, "a state is required"
+    assert client.post("/v1/apps/api/wait", json={"for": "running", "timeout": "x"}).status_code == 400
+    assert client.post("/v1/apps/nope/wait", json={"for": "running"}).status_code == 404
