@@ -165,7 +165,9 @@ class ScalingConfig(_Model):
         default=None, description="`{ exec = ... | http = URL, per_instance = N }`: ceil(depth / per_instance)"
     )
     interval: Duration = Field(default=5.0, gt=0, description="time between decisions")
-    window: Duration = Field(default=30.0, gt=0, description="CPU is averaged over this much recent time")
+    window: Duration = Field(
+        default=30.0, gt=0, le=600, description="CPU is averaged over this much recent time (at most 10 minutes)"
+    )
     cooldown: Duration = Field(
         default=60.0, ge=0, description="scale down only once the lower desired count has held this long"
     )

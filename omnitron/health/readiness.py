@@ -3,6 +3,7 @@ return of `start`/`restart`), and if not, why."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from omnitron.config.model import AppConfig
@@ -46,3 +47,14 @@ def readiness(instance: InstanceView, waiting_for: str | None = None) -> tuple[b
 
 def is_ready(instance: InstanceView) -> bool:
     return readiness(instance)[0]
+
+
+def ready_floor(app: AppConfig, count: int) -> int:
+    """How many of an app's `count` instances must be ready for the app to be: all of them, or for an
+    autoscaled app its `min` (instances it is adding are not yet ready, and must not make the app unready)."""
+    return count if app.scaling is None else min(app.scaling.min, count)
+
+
+def app_is_ready(app: AppConfig, group: Sequence[InstanceView]) -> bool:
+    """The app is ready (for `depends_on = "healthy"` and /readyz) when at least `ready_floor` instances are."""
+    return sum(1 for i in group if is_ready(i)) >= ready_floor(app, len(group))

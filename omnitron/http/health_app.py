@@ -33,7 +33,7 @@ def build_health_app(
         not_ready = [
             {"app": i.name, "instance": i.instance, "state": i.state, "reason": i.reason}
             for i in snap.instances
-            if i.autostart and not i.ready
+            if i.autostart and i.blocks_readiness
         ]
         body = {"ready": False, "shutting_down": snap.shutting_down, "not_ready": not_ready}
         return JSONResponse(body, status_code=503)

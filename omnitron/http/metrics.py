@@ -35,6 +35,25 @@ class SnapshotCollector(Collector):
             "omnitron_ready", "1 when /readyz answers 200: every autostart instance is ready", int(snap.ready)
         )
         yield from _instance_families(snap.instances)
+        yield from _scaling_families(snap.instances)
+
+
+def _scaling_families(instances: list[InstanceSnapshot]) -> Iterator[Metric]:
+    """Per autoscaled app: the count its `[apps.scaling]` wants and the count it has."""
+    desired = GaugeMetricFamily("omnitron_app_desired_instances",
+                                "Instances the app's autoscaling wants (apps with [apps.scaling] only)", labels=["app"])
+    current = GaugeMetricFamily("omnitron_app_instances",
+                                "Instances the app has now (apps with [apps.scaling] only)", labels=["app"])
+    counts: dict[str, int] = {}
+    wanted: dict[str, int] = {}
+    for inst in instances:
+        if inst.scaling is not None:
+            counts[inst.name] = counts.get(inst.name, 0) + 1
+            wanted[inst.name] = int(inst.scaling["desired"])
+    for app, count in counts.items():
+        desired.add_metric([app], wanted[app])
+        current.add_metric([app], count)
+    yield from (desired, current)
 
 
 def _instance_families(instances: list[InstanceSnapshot]) -> Iterator[Metric]:

@@ -72,12 +72,13 @@ class Daemon:
         """The whole picture, with the usage monitor's cached figures (never a /proc scan on the loop)."""
         sup = self._supervisor
         usage = self.usage if with_resources else None
-        instances = instance_snapshots(sup.all_instances(), sup.waiting_for, usage) if sup else []
+        instances = instance_snapshots(sup.all_instances(), sup.waiting_for, usage,
+                                       sup.autoscaler.view) if sup else []
         return DaemonSnapshot(
             pid=os.getpid(), version=__version__, home=str(self.home.root),
             started_at=self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             uptime_s=anyio.current_time() - self._started_mono,
-            ready=all(i.ready for i in instances if i.autostart) and not self.shutting_down,
+            ready=not any(i.blocks_readiness for i in instances if i.autostart) and not self.shutting_down,
             config=str(self._supervisor.config_path if self._supervisor else self.loaded.path),
             shutting_down=self.shutting_down, health_port=self.health_port, instances=instances,
         )

@@ -10,7 +10,7 @@ from anyio.abc import TaskGroup
 
 from omnitron.config.model import AppConfig
 from omnitron.errors import OmnitronError
-from omnitron.health.readiness import is_ready
+from omnitron.health.readiness import app_is_ready
 from omnitron.runtime.states import AppState
 
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ class Dependencies:
         if condition == "completed":
             return all(i.state is S.COMPLETED for i in group)
         if condition == "healthy":
-            return all(is_ready(i) for i in group)
+            app = self._supervisor.ecosystem.app(dep)
+            return app is not None and app_is_ready(app, group)
         # "started" means a successful start: alive for min_uptime (or already done)
         return all(i.state in (S.RUNNING, S.COMPLETED) for i in group)
 

@@ -6,7 +6,7 @@ Readers (HTTP routes, the control socket, metrics) only ever see these; they nev
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,7 @@ from omnitron.runtime.process import signal_name
 if TYPE_CHECKING:
     from omnitron.runtime.instance import Instance
     from omnitron.runtime.usage import UsageMonitor
+    from omnitron.scaling.autoscaler import ScalingView
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class InstanceSnapshot:
     start_time: float | None = None  # the process's create time (with pid: its identity for recovery)
     last_exit: LastExit | None = None
     restart_reasons: Mapping[str, int] = field(default_factory=dict)  # restarts by reason, for /metrics
+    # Whether this instance not being ready makes the daemon unready: False for every instance of an
+    # autoscaled app that has its `min` ready (health/readiness.py's one rule).
+    blocks_readiness: bool = True
+    scaling: dict[str, Any] | None = None  # an autoscaled app's {"min", "max", "desired", "reason"}
 
     def status_json(self) -> dict[str, Any]:
         """The per-instance object of `omnitron status --json` (contract section 4)."""
@@ -74,6 +79,7 @@ class InstanceSnapshot:
             "memory_rss": self.memory_rss,
             "reason": self.reason or None,  # why it is not ready: its state and why it is in it
             "last_exit": self.last_exit.as_json() if self.last_exit else None,
+            **({"scaling": self.scaling} if self.scaling is not None else {}),
         }
 
 
@@ -135,11 +141,18 @@ class DaemonSnapshot:
 
 
 def instance_snapshots(instances: Iterable[Instance], waiting_for: Mapping[str, str],
-                       usage: UsageMonitor | None) -> list[InstanceSnapshot]:
+                       usage: UsageMonitor | None,
+                       scaling: Callable[[str], ScalingView | None] | None = None) -> list[InstanceSnapshot]:
     """Every instance as plain data; the resource fields are the usage monitor's cached figures (zero without
     one, for /readyz and state.json, or before the first sample of the current process)."""
-    from omnitron.health.readiness import readiness
+    from omnitron.health.readiness import app_is_ready, readiness
 
+    instances = list(instances)
+    groups: dict[str, list[Instance]] = {}
+    for instance in instances:
+        groups.setdefault(instance.app.name, []).append(instance)
+    app_ready = {name: app_is_ready(group[0].app, group) for name, group in groups.items()}
+    views = {name: view.as_json() for name in groups if scaling and (view := scaling(name)) is not None}
     snapshots = []
     for instance in instances:
         pid = instance.pid
@@ -154,6 +167,8 @@ def instance_snapshots(instances: Iterable[Instance], waiting_for: Mapping[str, 
             ready=ready, reason=reason, last_probe_error=instance.last_probe_error,
             start_time=instance.child.create_time if pid is not None and instance.child else None,
             last_exit=instance.last_exit, restart_reasons=dict(instance.restart_reasons),
+            blocks_readiness=not ready and not (instance.app.scaling is not None and app_ready[instance.app.name]),
+            scaling=views.get(instance.app.name),
         ))
     return snapshots
 

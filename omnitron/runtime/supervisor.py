@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import anyio
 import structlog
@@ -22,6 +23,7 @@ from omnitron.runtime.process import LaunchSpec, signal_name
 from omnitron.runtime.snapshot import ReloadReport, StartReport
 from omnitron.runtime.states import RESTING_STATES, AppState
 from omnitron.runtime.usage import Target, UsageMonitor
+from omnitron.scaling.autoscaler import Autoscaler
 
 log = structlog.get_logger()
 S = AppState
@@ -43,6 +45,7 @@ class Supervisor:
         self._listeners: list[Callable[[Instance], None]] = []
         self._tg = tg
         self._memory_limits = MemoryLimits(self, usage)
+        self.autoscaler = Autoscaler(self, usage)
         self._locks: dict[Instance, anyio.Lock] = {}  # one lifecycle operation per instance at a time
         self.instances: dict[str, list[Instance]] = {}
         self.dependencies = Dependencies(self, tg)
@@ -109,9 +112,23 @@ class Supervisor:
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
+    def start_task(self, func: Callable[..., Coroutine[Any, Any, object]], *args: object) -> None:
+        """Run a background task (the autoscaler's loops) for the supervisor's life."""
+        self._tg.start_soon(func, *args)
+
+    def launch_spec(self, app: AppConfig, index: int) -> LaunchSpec:
+        """What instance `index` of `app` would run with (its env holds secrets: never logged)."""
+        return self._services.launch(app, index)
+
+    @property
+    def is_reconfiguring(self) -> bool:
+        """A reload or a scale is under way."""
+        return self._reconfiguring.locked()
+
     async def start_all(self) -> None:
         self._tg.start_soon(self.usage.run)  # asleep until someone needs figures
         self._start_memory_limits()
+        self.autoscaler.update()
         for app in self.ecosystem.apps:
             for index in range(app.instances):
                 await self._add_instance(app, index)
@@ -267,8 +284,22 @@ class Supervisor:
 
     async def scale(self, name: str, count: int) -> None:
         self._check_accepting()
+        scaling = self.app_config(name).scaling
+        if scaling is not None:
+            raise UsageError(f"{name} is autoscaled by its [apps.scaling] block ({scaling.min}..{scaling.max})",
+                             "change its min and max in the config and `omnitron reload`, or remove the block")
         async with self._reconfiguring:
             await self._scale(name, count)
+
+    async def autoscale(self, name: str, count: int, reason: str) -> None:
+        """The autoscaler's decision: scale `name` to `count` (a `scale` event with the reason)."""
+        self._check_accepting()
+        async with self._reconfiguring:
+            before = len(self.instances.get(name, []))
+            if before == count or self.ecosystem.app(name) is None:
+                return
+            log.info("autoscaling", app=name, before=before, desired=count, reason=reason)
+            await self._scale(name, count, why=f"scaling: {reason}")
 
     async def _scale(self, name: str, count: int, why: str = "operator") -> None:
         app = self.app_config(name)
@@ -327,11 +358,13 @@ class Supervisor:
         self._services.events.emit(daemon_event("reload", reason=report.summary()))
         self.config_path = loaded.path
         self._start_memory_limits()
+        self.autoscaler.update()
         return report
 
     async def _reload(self, new: Ecosystem, config_path: str) -> ReloadReport:
         old = {a.name: a for a in self.ecosystem.apps}
-        fresh = {a.name: a for a in new.apps}
+        fresh = {a.name: _keep_autoscaled_count(a, len(self.instances.get(a.name, []))) if a.name in old else a
+                 for a in new.apps}
         added = [n for n in fresh if n not in old]
         removed = [n for n in old if n not in fresh]
         changed = [n for n in fresh if n in old and _without_count(fresh[n]) != _without_count(old[n])]
@@ -367,7 +400,15 @@ class Supervisor:
 
 
 def _without_count(app: AppConfig) -> AppConfig:
-    return app.model_copy(update={"instances": 0})
+    """What a reload compares: neither the count nor the autoscaling block needs the instances replaced."""
+    return app.model_copy(update={"instances": 0, "scaling": None})
+
+
+def _keep_autoscaled_count(app: AppConfig, current: int) -> AppConfig:
+    """An autoscaled app keeps the count it has across a reload (within its new min..max), not its start count."""
+    if app.scaling is None:
+        return app
+    return app.model_copy(update={"instances": min(max(current, app.scaling.min), app.scaling.max)})
 
 
 def describe(instances: list[Instance]) -> str:
