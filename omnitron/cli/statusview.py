@@ -117,6 +117,17 @@ def summary(daemon: Mapping[str, Any], width: int = WIDTH) -> str:
     return f"{head}\nconfig {config}"
 
 
+def scaling_lines(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per autoscaled app: its range, the count it wants and the reason of its last decision."""
+    seen: dict[str, Mapping[str, Any]] = {}
+    for entry in entries:
+        scaling = entry.get("scaling")
+        if isinstance(scaling, Mapping):
+            seen.setdefault(str(entry["name"]), scaling)
+    return [f"{name}: autoscaled {s.get('min')}..{s.get('max')}, desired {s.get('desired')} ({s.get('reason')})"
+            for name, s in seen.items()]
+
+
 def render_status(document: Mapping[str, Any], *, colour: bool = False, restarts_glyph: str = "↺",
                   width: int = WIDTH) -> str:
     """The whole `omnitron status` output for the section-4 document (already filtered to one app, if asked);
@@ -127,4 +138,5 @@ def render_status(document: Mapping[str, Any], *, colour: bool = False, restarts
         lines.append("no app instances (the config defines no apps, or every app is scaled to 0)")
     else:
         lines += table(apps, colour=colour, restarts_glyph=restarts_glyph)
+    lines += scaling_lines(apps)
     return "\n".join(lines) + "\n"

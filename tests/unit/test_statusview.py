@@ -124,3 +124,11 @@ def test_render_status_is_summary_header_and_one_line_per_instance() -> None:
     text = render_status({"daemon": daemon(), "apps": [entry(), entry(instance=1)]})
     assert text.endswith("\n")
     assert len(text.splitlines()) == 4
+
+
+def test_an_autoscaled_app_gets_one_line_with_its_range_desired_count_and_reason() -> None:
+    scaling = {"min": 1, "max": 8, "desired": 5, "reason": "queue 50 / 10 per instance"}
+    apps = [entry("worker", i, scaling=scaling) for i in range(3)] + [entry("api")]
+    lines = render_status({"daemon": daemon(), "apps": apps}).splitlines()
+    assert lines[-1] == "worker: autoscaled 1..8, desired 5 (queue 50 / 10 per instance)"
+    assert sum("autoscaled" in line for line in lines) == 1
