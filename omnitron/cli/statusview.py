@@ -138,5 +138,24 @@ def render_status(document: Mapping[str, Any], *, colour: bool = False, restarts
         lines.append("no app instances (the config defines no apps, or every app is scaled to 0)")
     else:
         lines += table(apps, colour=colour, restarts_glyph=restarts_glyph)
+        lines += reasons(apps)
     lines += scaling_lines(apps)
     return "\n".join(lines) + "\n"
+
+
+def reasons(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Under the table, one line for each instance that is not running (or not ready), saying why, with its
+    last exit: `worker:0  fatal: crash loop: exit code 1 (last exit 01:44:12Z: code 1, crash)`."""
+    lines = []
+    for entry in entries:
+        why = entry.get("reason")
+        if entry.get("state") in ("running", "completed") and not why:
+            continue  # ready: nothing to explain
+        text = str(why or entry.get("state"))
+        last = entry.get("last_exit")
+        if isinstance(last, dict):
+            how = f"signal {last['signal']}" if last.get("signal") else f"code {last.get('code')}"
+            at = str(last.get("at") or "")[11:19]
+            text += f" (last exit {at}Z: {how}, {last.get('reason')})"
+        lines.append(_fit(f"{entry['name']}:{entry['instance']}  {text}", WIDTH))
+    return [""] + lines if lines else []

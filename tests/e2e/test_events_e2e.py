@@ -152,6 +152,12 @@ def test_wait_gives_up_at_once_on_a_state_it_cannot_leave(run_daemon: RunDaemon)
     assert result.returncode == 1, result.stderr
     assert "dead:0 is fatal" in result.stderr and "will not become running" in result.stderr, result.stderr
     assert time.monotonic() - started < 300, "it did not wait for the timeout"
+    (entry,) = daemon.status("dead")["apps"]
+    assert entry["reason"].startswith("fatal: ") and "exit code 3" in entry["reason"], entry
+    assert entry["last_exit"]["code"] == 3 and entry["last_exit"]["signal"] is None
+    assert entry["last_exit"]["reason"] == "crash" and entry["last_exit"]["at"].endswith("Z")
+    table = daemon.ok("status").splitlines()
+    assert table[-1].startswith("dead:0  fatal: ") and "code 3, crash)" in table[-1], table
 
 
 def test_wait_times_out_and_checks_its_arguments(run_daemon: RunDaemon, home: Path) -> None:

@@ -132,3 +132,19 @@ def test_an_autoscaled_app_gets_one_line_with_its_range_desired_count_and_reason
     lines = render_status({"daemon": daemon(), "apps": apps}).splitlines()
     assert lines[-1] == "worker: autoscaled 1..8, desired 5 (queue 50 / 10 per instance)"
     assert sum("autoscaled" in line for line in lines) == 1
+
+
+def test_every_instance_not_running_gets_a_line_saying_why() -> None:
+    fatal = entry("worker", state="fatal", pid=None, reason="fatal: crash loop: exit code 1",
+                  last_exit={"at": "2026-12-02T01:44:12.345Z", "code": 1, "signal": None, "reason": "crash"})
+    stopped = entry("web", state="stopped", pid=None, reason="stopped: operator",
+                    last_exit={"at": "2026-12-02T01:50:00.000Z", "code": None, "signal": "SIGTERM",
+                               "reason": "operator"})
+    ready = entry("api", state="running", reason=None, last_exit=None)
+    lines = render_status({"daemon": daemon(), "apps": [ready, fatal, stopped]}).splitlines()
+    assert len(lines) == 1 + 1 + 3 + 1 + 2, lines
+    assert lines[-3] == ""
+    assert lines[-2] == "worker:0  fatal: crash loop: exit code 1 (last exit 01:44:12Z: code 1, crash)"
+    assert lines[-1] == "web:0  stopped: operator (last exit 01:50:00Z: signal SIGTERM, operator)"
+    long = entry("w", state="backoff", reason="backoff: " + "x" * 200)
+    assert all(len(line) <= 80 for line in render_status({"daemon": daemon(), "apps": [long]}).splitlines())
