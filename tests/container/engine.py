@@ -128,6 +128,11 @@ class Container:
             flags += ["--user", user]
         return docker_run("exec", *flags, self.id, *argv, timeout=60, stdin=stdin)
 
+    def start_again(self) -> None:
+        """`docker start` a stopped container: same filesystem and volumes, new processes, new host ports."""
+        docker("start", self.id)
+        self.ports.clear()
+
     def is_running(self) -> bool:
         return bool(self.state["Running"])
 
