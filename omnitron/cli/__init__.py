@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "omnitron.cli.infra_cmd",
     "omnitron.cli.history_cmd",
     "omnitron.cli.events_cmd",
+    "omnitron.cli.export_cmd",
 )
 # Which module registers each command, so `omnitron status` imports one module, not all of them.
 COMMAND_OWNERS = {
@@ -39,6 +40,7 @@ COMMAND_OWNERS = {
     "history": "omnitron.cli.history_cmd",
     "events": "omnitron.cli.events_cmd",
     "wait": "omnitron.cli.events_cmd",
+    "export": "omnitron.cli.export_cmd",
 }
 
 
