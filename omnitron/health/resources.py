@@ -96,6 +96,11 @@ class ResourceSampler:
             cpu_percent=self._cpu_percent(pid, root.start_ticks, now, cpu_ticks),
         )
 
+    def scan(self) -> None:
+        """Read every process now (the start of a sampling round that then samples many roots)."""
+        self._scan()
+        self._scanned_at = time.monotonic()
+
     def forget(self, pid: int) -> None:
         """Drop what is remembered about `pid` (call when an instance's process has exited)."""
         self._previous.pop(pid, None)

@@ -71,7 +71,8 @@ class UsageMonitor:
     def __init__(self, sampler: ResourceSampler | None = None, *, interval_s: float = DEFAULT_INTERVAL_S,
                  window_s: float = DEFAULT_WINDOW_S, keep_s: float = DEFAULT_KEEP_S,
                  linger_s: float = DEFAULT_LINGER_S) -> None:
-        self._sampler = sampler or ResourceSampler(scan_max_age_s=0.0)
+        # One /proc scan per round, done explicitly in `_sample`: never one per instance.
+        self._sampler = sampler or ResourceSampler(scan_max_age_s=float("inf"))
         self.interval_s = interval_s
         self.window_s = window_s
         self.keep_s = keep_s
@@ -181,6 +182,7 @@ class UsageMonitor:
     def _sample(self, pids: list[int]) -> list[TreeUsage | None]:
         """In the worker thread: one /proc scan for the round, then each tree."""
         results = []
+        self._sampler.scan()
         for pid in pids:
             results.append(self._sampler.sample(pid))
             self._sampler.forget(pid)  # the sampler's own since-last-call CPU is not used here
