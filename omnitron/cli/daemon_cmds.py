@@ -57,7 +57,7 @@ def _up_detached(config: str | None) -> int:
     import subprocess
 
     log_path = home.daemon_log
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
     start_offset = os.lseek(log_fd, 0, os.SEEK_END)
     try:
         proc = subprocess.Popen(

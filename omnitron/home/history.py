@@ -132,7 +132,7 @@ class History:
 
     def _open(self) -> sqlite3.Connection:
         # Create the file ourselves so it gets 0600 whatever the umask; SQLite gives -wal/-shm the same mode.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             os.fchmod(fd, 0o600)
         finally:

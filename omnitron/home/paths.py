@@ -113,20 +113,28 @@ class Home:
         return Path(self.logs_dir, instance_log_name(app, instance))
 
     def ensure(self) -> Home:
-        """Create the home and its folders with mode 0700 (umask cannot widen or narrow it).
+        """Create the home and its folders with mode 0700 (umask cannot widen or narrow it), after checking
+        that nobody else can plant files in it (issue 13 item 10). OmnitronError naming the fix otherwise.
 
-        A home that exists and belongs to another user is used as it is when this user may write to it: an
-        image's group-0, group-writable home run under a random UID (OpenShift) cannot be narrowed anyway.
+        - the home belongs to this user; a home of another user is used as it is only through its group
+          (an image's group-0, group-writable home run under a random UID, OpenShift), never when others may
+          write to it, and never by root (root follows what the owner plants);
+        - `logs/` and `secrets/` are real folders, not symbolic links, and the files the daemon keeps at the
+          top of the home (state, PID file, history) are not links either: the daemon never follows a link
+          in its home, since a root daemon would chmod or append to wherever it points.
         """
         import errno
 
         from omnitron.errors import OmnitronError
 
         for path in (self.root, self.logs_dir):
+            if path != self.root:
+                _refuse_link(path, self.root)
             try:
                 os.makedirs(path, mode=0o700, exist_ok=True)
                 info = os.stat(path)
-                if info.st_uid != os.getuid():
+                if info.st_uid != os.geteuid():
+                    _refuse_foreign(path, info.st_uid, info.st_gid, info.st_mode, self.root)
                     if os.access(path, os.W_OK | os.X_OK):
                         continue
                     raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
@@ -139,4 +147,42 @@ class Home:
                     "make OMNITRON_HOME writable by this user or its group (in an image: group 0, mode 0770), "
                     "or point OMNITRON_HOME at a folder this user owns",
                 ) from None
+        for name in ("secrets", STATE_NAME, "omnitron.pid", "history.db", "history.db-wal", "history.db-shm",
+                     "migrate.lock", DAEMON_LOG):
+            _refuse_link(os.path.join(self.root, name), self.root)
         return self
+
+
+def _refuse_link(path: str, root: str) -> None:
+    """OmnitronError when `path` (inside the home) is a symbolic link."""
+    import stat
+
+    from omnitron.errors import OmnitronError
+
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode):
+        raise OmnitronError(
+            f"{path} in OMNITRON_HOME {root} is a symbolic link (to {os.readlink(path)}); omnitron never "
+            "follows links in its home",
+            f"replace {os.path.basename(path)} with a real {'folder' if path.endswith(('logs', 'secrets')) else 'file'}"
+            " (or remove it)",
+        )
+
+
+def _refuse_foreign(path: str, owner: int, group: int, mode: int, root: str) -> None:
+    """OmnitronError unless a folder of another user may be used: through its group, closed to others."""
+    from omnitron.errors import OmnitronError
+
+    euid = os.geteuid()
+    through_group = group in (os.getegid(), *os.getgroups()) and mode & 0o030 == 0o030
+    if euid != 0 and through_group and not mode & 0o002:
+        return
+    where = f"OMNITRON_HOME {path}" if path == root else f"{path} in OMNITRON_HOME {root}"
+    raise OmnitronError(
+        f"{where} belongs to uid {owner}, not to this user (uid {euid}): that user could plant files "
+        "the daemon would follow",
+        f"chown {euid} {path}, or point OMNITRON_HOME at a folder this user owns",
+    )

@@ -21,7 +21,7 @@ def hold_lock(path: str | os.PathLike[str], busy: Callable[[str], OmnitronError]
     When another process holds it, raises `busy(holder)`, holder being the PID that process wrote
     ("unknown" if none).
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

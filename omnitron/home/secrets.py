@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import errno
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -99,7 +101,30 @@ class SecretStore:
         return self.directory / validate_name(name)
 
     def has(self, name: str) -> bool:
-        return self._path(name).is_file()
+        self._check_dir()
+        try:
+            mode = os.lstat(self._path(name)).st_mode
+        except FileNotFoundError:
+            return False
+        return stat.S_ISREG(mode) or stat.S_ISLNK(mode)  # a link: get() says why it is refused
+
+    def _check_dir(self) -> None:
+        """secrets/ must be a real folder: a link could point at a folder where others plant values."""
+        try:
+            info = os.lstat(self.directory)
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(info.st_mode):
+            raise SecretsError(
+                f"{self.directory} is a symbolic link; omnitron never follows links in its home",
+                "replace it with a real folder (mode 0700) holding the secret files",
+            )
+
+    def _read(self, path: Path) -> bytes:
+        """The file's bytes, never through a symbolic link (O_NOFOLLOW)."""
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()
 
     def set(self, name: str, value: str) -> None:
         """Store `value` under `name`, replacing any previous value atomically."""
@@ -117,19 +142,24 @@ class SecretStore:
     def get(self, name: str) -> str:
         """The value of `name`; SecretsError naming the secret if it is missing or cannot be decrypted."""
         path = self._path(name)
+        self._check_dir()
         try:
-            raw = path.read_bytes()
+            raw = self._read(path)
         except FileNotFoundError:
             raise SecretsError(
                 f"no secret named {name} in {self.directory}",
                 f"set it with `omnitron secrets set {name}`",
             ) from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SecretsError(f"secret {name} is a symbolic link ({path}); omnitron never follows links in "
+                                   "its home", f"put the value itself in {path}") from None
             raise SecretsError(f"cannot read secret {name}: {exc.strerror}", f"check {path}") from None
         return self._decode(name, raw)
 
     def list(self) -> list[SecretInfo]:
         """Every secret's name, modification time and whether it is encrypted, sorted by name."""
+        self._check_dir()
         try:
             entries = sorted(os.scandir(self.directory), key=lambda e: e.name)
         except FileNotFoundError:
@@ -137,7 +167,7 @@ class SecretStore:
         infos = []
         for entry in entries:
             # Temporary files (".NAME.tmp…") and anything else that is not a valid name are not secrets.
-            if not NAME_PATTERN.fullmatch(entry.name) or not entry.is_file():
+            if not NAME_PATTERN.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
                 continue
             try:
                 with open(entry.path, "rb") as handle:
@@ -208,6 +238,7 @@ class SecretStore:
             ) from None
 
     def _ensure_dir(self) -> None:
+        self._check_dir()
         Path(self.home.root).mkdir(mode=0o700, parents=True, exist_ok=True)
         self.directory.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.directory, 0o700)

@@ -100,7 +100,7 @@ class OutputRouter:
         if self._daemon_log_fds:
             path = self.home.daemon_log
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             except OSError as error:
                 _report_file_event("log_reopen_failed", {"path": path, "error": error.strerror or str(error)})
             else:

@@ -151,7 +151,10 @@ class RotatingLogFile:
     def _open(self) -> int:
         if self._fd is None:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            # O_NOFOLLOW: a link planted at the log's path would make the daemon append app output to, and
+            # chmod, any file it points at (ELOOP instead, reported by write() naming the link).
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                         FILE_MODE)
             try:
                 stat = os.fstat(fd)
                 # Only regular files: never chmod a device someone pointed the log at (/dev/null).
@@ -238,7 +241,11 @@ class RotatingLogFile:
             except OSError as close_error:
                 self._report("log_close_failed", error=os.strerror(close_error.errno or errno.EIO))
         if first:
-            self._report("log_write_failed", error=os.strerror(error.errno or errno.EIO))
+            if error.errno == errno.ELOOP:
+                self._report("log_write_failed", error="the log file is a symbolic link, which omnitron never "
+                             "follows", fix=f"remove {self.path}")
+            else:
+                self._report("log_write_failed", error=os.strerror(error.errno or errno.EIO))
 
     def _resume(self) -> None:
         lost, self._failing_since_drop = self._failing_since_drop, 0

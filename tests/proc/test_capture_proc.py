@@ -22,7 +22,7 @@ from omnitron.home.paths import Home
 from omnitron.output.capture import InstanceOutput, OutputRouter
 from omnitron.output.logfile import parse_line, rotated_path
 from omnitron.output.stdout_writer import StdoutWriter
-from tests.helpers import APPS, app_script, await_for, python
+from tests.helpers import APPS, app_script, await_for, make_full_device, python
 
 pytestmark = pytest.mark.anyio
 BIG = LogsConfig(max_size=1024 * 1024, keep=50)
@@ -240,7 +240,7 @@ async def test_console_copy_on_a_terminal_has_a_colour_per_app(home: Path) -> No
 async def test_a_full_disk_drops_file_lines_but_never_stops_the_pump(home: Path, stdout_pipe: PipeReader) -> None:
     path = Home(home).ensure().instance_log("api", 0)
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    path.symlink_to("/dev/full")  # every write fails with ENOSPC
+    make_full_device(path)  # every write fails with ENOSPC
     writer = StdoutWriter(stdout_pipe.write_fd)
     output = make_router(home, writer).open_instance("api", 0, None)
     with structlog.testing.capture_logs() as events:

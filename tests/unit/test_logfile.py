@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from omnitron.output.logfile import LogLine, RotatingLogFile, parse_line, rotated_path, utc_timestamp
+from tests.helpers import make_full_device
 
 Events = list[tuple[str, dict[str, object]]]
 
@@ -115,7 +116,7 @@ def test_smaller_keep_removes_files_left_from_a_larger_one(tmp_path: Path) -> No
 
 def test_disk_full_reports_once_drops_and_counts_then_resumes(tmp_path: Path) -> None:
     path = tmp_path / "api-0.log"
-    path.symlink_to("/dev/full")  # every write fails with ENOSPC, as on a full disk
+    make_full_device(path)
     events: Events = []
     log = RotatingLogFile(path, max_size=1000, keep=2, on_event=lambda e, f: events.append((e, f)), retry_interval_s=0)
     log.write(b"a\nb\n", 2)
@@ -134,7 +135,7 @@ def test_disk_full_reports_once_drops_and_counts_then_resumes(tmp_path: Path) ->
 
 def test_while_failing_retries_wait_for_the_retry_interval(tmp_path: Path) -> None:
     path = tmp_path / "api-0.log"
-    path.symlink_to("/dev/full")
+    make_full_device(path)
     log = RotatingLogFile(path, max_size=1000, keep=2, retry_interval_s=3600)
     log.write(b"a\n", 1)
     path.unlink()
