@@ -61,6 +61,20 @@ def check_apps(apps: Sequence[tuple[int, AppConfig]], other_names: Iterable[str]
     return problems
 
 
+def check_listen(apps: Sequence[tuple[int, AppConfig]]) -> list[Problem]:
+    """Each `listen` address (already resolved) belongs to one app, once: the socket is that app's."""
+    problems: list[Problem] = []
+    owner: dict[str, str] = {}
+    for index, app in apps:
+        for i, address in enumerate(app.listen):
+            if address in owner:
+                problems.append(Problem(("apps", index, "listen", i),
+                                        f"{address} is already the socket of {owner[address]}; give each app its own"))
+            else:
+                owner[address] = f"apps[{index}] ({app.name})"
+    return problems
+
+
 def _check_main(apps: Sequence[tuple[int, AppConfig]]) -> list[Problem]:
     mains = [(index, app) for index, app in apps if app.main]
     first = mains[0] if mains else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-PER_INSTANCE: frozenset[str] = frozenset({"PORT", "OMNITRON_INSTANCE"})
+PER_INSTANCE: frozenset[str] = frozenset({"PORT", "OMNITRON_INSTANCE", "LISTEN_FD"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from omnitron.config.checks import Loc, Problem, check_apps, check_dashboard, dependency_order
+from omnitron.config.checks import Loc, Problem, check_apps, check_dashboard, check_listen, dependency_order
 from omnitron.config.define import define_ecosystem
 from omnitron.config.model import AppConfig, DaemonConfig, Ecosystem, InfraConfig
 from omnitron.config.resolve import resolve_app, resolve_infra
@@ -246,6 +246,7 @@ def _validate_apps(
             failed_names.append(item["name"])
     problems.extend(check_apps(valid, failed_names))
     resolved = [resolve_app(index, app, base, environ, problems) for index, app in valid]
+    problems.extend(check_listen([(index, app) for (index, _), app in zip(valid, resolved, strict=True)]))
     return None if len(valid) != len(items) else resolved
 
 

@@ -247,6 +247,12 @@ class AppConfig(_Model):
         description="globs relative to `cwd` (`src/**/*.py`); with `up --watch` a change there restarts the app, "
         "rolling",
     )
+    listen: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description='`"HOST:PORT"` (or a list) the daemon binds before any app starts and passes to every instance '
+        "as fd 3 (4, 5 …) with `LISTEN_FDS`/`LISTEN_PID`; `${PORT:-3001}` reads the daemon's environment; "
+        "replacements then start before the instance they replace stops (docs/sockets.md)",
+    )
     main: bool = Field(
         default=False,
         description="at most one app: when it ends (`completed` or `fatal`), the daemon stops the others and exits "
@@ -255,6 +261,7 @@ class AppConfig(_Model):
 
     _split_command = field_validator("command", mode="before")(split_command)
     _one_glob_is_a_list = field_validator("watch", mode="before")(one_or_many)
+    _one_address_is_a_list = field_validator("listen", mode="before")(one_or_many)
     _signal_name = field_validator("stop_signal", mode="before")(signal_name)
 
     @field_validator("depends_on", mode="before")

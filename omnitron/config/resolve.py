@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from omnitron.config.addresses import parse_address
 from omnitron.config.checks import Loc, Problem
 from omnitron.config.interpolate import PER_INSTANCE, InterpolationError, interpolate
 from omnitron.config.model import AppConfig, HealthConfig, InfraConfig
@@ -41,6 +42,8 @@ def resolve_app(
     }
     if app.command is not None:
         update["command"] = resolver.items(app.command, (*at, "command"), keep=PER_INSTANCE)
+    if app.listen:
+        update["listen"] = _resolve_listen(app.listen, (*at, "listen"), resolver)
     for key in ("health", "liveness"):
         probe = getattr(app, key)
         if probe is not None:
@@ -120,6 +123,19 @@ def _check_host(host: str, loc: Loc, problems: list[Problem]) -> None:
     problem = host_problem(host)
     if problem is not None:
         problems.append(Problem(loc, problem))
+
+
+def _resolve_listen(listen: list[str], at: Loc, resolver: _Resolver) -> list[str]:
+    """Each address from the daemon's environment (`${PORT:-3001}`), checked and written in one form."""
+    resolved = []
+    for i, text in enumerate(listen):
+        value = resolver.text(text, (*at, i))
+        try:
+            resolved.append(str(parse_address(value)))
+        except ValueError as error:
+            resolver.problems.append(Problem((*at, i), str(error)))
+            resolved.append(value)
+    return resolved
 
 
 def resolve_infra(infra: InfraConfig, environ: Mapping[str, str], problems: list[Problem]) -> InfraConfig:

@@ -30,6 +30,7 @@ from omnitron.runtime import signals
 from omnitron.runtime.events import EventRecorder, daemon_event
 from omnitron.runtime.exit_rule import ExitRule
 from omnitron.runtime.launch import Launcher
+from omnitron.runtime.listeners import ListenSockets
 from omnitron.runtime.reaper import OrphanReaper, become_subreaper
 from omnitron.runtime.recovery import stop_survivors
 from omnitron.runtime.runmarker import RunMarker
@@ -60,6 +61,7 @@ class Daemon:
         self._is_stop_emitted = False
         self.marker = RunMarker()
         self._secrets_key = ""
+        self.listen_sockets = ListenSockets()
 
     @property
     def supervisor(self) -> Supervisor:
@@ -108,6 +110,7 @@ class Daemon:
             configure_logging(level=settings.log_level, fmt=settings.log_format, writer=writer)
             survivors = await stop_survivors(read_state(self.home.state_file),
                                              {a.name: a.kill_timeout for a in self.loaded.ecosystem.apps})
+            self.listen_sockets.bind((a.name, a.listen) for a in self.loaded.ecosystem.apps)
             health_sock, control_sock = self._bind_sockets()
             is_reaper = become_subreaper()
             events = EventRecorder(History(self.home.history_db, batched=True))
@@ -137,6 +140,7 @@ class Daemon:
             log.info("daemon_stopped", exit_code=self.exit_code)
             return self.exit_code
         finally:
+            self.listen_sockets.close()
             lock.release()
             writer.close()
 
@@ -171,8 +175,9 @@ class Daemon:
         async with anyio.create_task_group() as tg:
             await tg.start(self._handle_signals, reaper, router, tg)
             self._supervisor = Supervisor(self.loaded, tg, open_output=router.open_instance,
-                                          launch=Launcher(self.home, marker=self.marker, secrets_key=self._secrets_key),
-                                          events=events, usage=self.usage)
+                                          launch=Launcher(self.home, marker=self.marker, secrets_key=self._secrets_key,
+                                                          sockets=self.listen_sockets),
+                                          events=events, usage=self.usage, sockets=self.listen_sockets)
             self.supervisor.add_listener(lambda _instance: state.mark_dirty())
             exit_rule = ExitRule(self.loaded.ecosystem.daemon, self.supervisor, self._end_on_own)
             self.supervisor.add_listener(exit_rule.on_change)

@@ -11,32 +11,28 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal, Protocol
+from typing import Final, Literal
 
 import anyio
 import structlog
-from anyio.abc import ByteReceiveStream, TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 
 from omnitron.config.model import AppConfig, LogsConfig
 from omnitron.errors import OmnitronError
+from omnitron.health import readiness
 from omnitron.health.probes import ProbeVerdict
 from omnitron.runtime import policy, process
 from omnitron.runtime.events import Event, EventKind, EventSink
 from omnitron.runtime.process import ChildProcess, LaunchSpec, describe_exit
 from omnitron.runtime.snapshot import LastExit
 from omnitron.runtime.states import RESTING_STATES, AppState, check_transition
+from omnitron.runtime.surge import Outgoing, OutputSink, Pumps
 
 log = structlog.get_logger()
 S = AppState
 Goal = Literal["start", "stop", "restart", "retire"]
 _PUMP_DRAIN_BOUND_S = 2.0
 LIVENESS: Final = "liveness"  # the reason of a restart asked by the liveness probe
-
-
-class OutputSink(Protocol):
-    async def pump(self, stream: ByteReceiveStream, stream_name: Literal["stdout", "stderr"]) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -80,6 +76,9 @@ class Instance:
         self._request: Request | None = None  # the wanted state; the latest request wins (retire excepted)
         self.last_asked: Request | None = None  # never cleared: lets a caller see its request overtaken
         self._wake = anyio.Event()
+        self._changed = anyio.Event()  # set on every state or health change (a surge waits on it)
+        self._background: TaskGroup | None = None  # output pumps and a surge's outgoing process
+        self.outgoing: Outgoing | None = None  # the process a surge replaces, until it is stopped
 
     def __repr__(self) -> str:
         pid = f" pid={self.pid}" if self.pid else ""
@@ -130,6 +129,8 @@ class Instance:
         """SIGKILL the group at once (a second SIGTERM to the daemon); the running stop or watch reaps it."""
         if self.child is not None and not self.child.is_reaped:
             process.kill_group_now(self.child)
+        if self.outgoing is not None:
+            self.outgoing.kill_now()
 
     def _ask(self, goal: Goal, reason: str) -> None:
         if self._request is not None and self._request.goal == "retire":
@@ -173,6 +174,11 @@ class Instance:
             self._emit("completed", reason=reason)
         elif to is S.FATAL:
             self._emit("fatal", reason=reason)
+        self._changed_now()
+
+    def _changed_now(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
         self._services.on_change(self)
 
     def _emit(self, kind: EventKind, **fields: object) -> None:
@@ -181,7 +187,11 @@ class Instance:
     # --- the lifecycle task ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
+        async with anyio.create_task_group() as self._background:
+            task_status.started()
+            await self._lifecycle()
+
+    async def _lifecycle(self) -> None:
         while True:
             request = await self._take_request()
             assert request is not None
@@ -314,20 +324,47 @@ class Instance:
 
     async def _supervise(self, child: ChildProcess) -> int | Request:
         """Run one child to its end: its exit code, or the request that stopped it."""
-        output = self._services.open_output(self.app.name, self.index, self.app.logs)
+        assert self._background is not None
+        pumps = Pumps(child, self._services.open_output(self.app.name, self.index, self.app.logs))
+        self._background.start_soon(pumps.run)
+        handed_over = False
         try:
-            async with anyio.create_task_group() as pumps:
-                pumps.start_soon(output.pump, child.stdout, "stdout")
-                pumps.start_soon(output.pump, child.stderr, "stderr")
-                result = await self._watch(child)
-                # The pumps end at EOF, once the group is gone; a setsid'd grandchild may hold a pipe open.
-                pumps.cancel_scope.deadline = anyio.current_time() + _PUMP_DRAIN_BOUND_S
+            result = await self._watch(child, pumps)
+            if isinstance(result, Request) and result.goal == "restart" and child.is_alive and self.app.listen:
+                self._hand_over(pumps)
+                handed_over = True
         finally:
-            child.close_pipes()
-            output.close()
+            if not handed_over:
+                # The pumps end at EOF, once the group is gone; a setsid'd grandchild may hold a pipe open.
+                await pumps.finish(_PUMP_DRAIN_BOUND_S)
         return result
 
-    async def _watch(self, child: ChildProcess) -> int | Request:
+    def _hand_over(self, pumps: Pumps) -> None:
+        """Surge (an app with `listen`): the live child serves on until its replacement is ready."""
+        assert self._background is not None
+        outgoing = self.outgoing = Outgoing(pumps, self.app.stop_signum, self.app.kill_timeout)
+        log.info("surge_started", app=self.app.name, instance=self.index, pid=pumps.child.pid)
+
+        def is_replaced() -> bool:
+            replaced = self.child is not pumps.child and readiness.is_ready(self)
+            return replaced or self.state in RESTING_STATES or self.state is S.STOPPING
+
+        async def changed() -> None:
+            await self._changed.wait()
+
+        def on_exit(child: ChildProcess) -> None:
+            code = child.exit_code
+            assert code is not None
+            self._emit("exit", pid=child.pid, exit_code=code if code >= 0 else None, signal=-code if code < 0 else None,
+                       reason="replaced")
+            log.info("surge_finished", app=self.app.name, instance=self.index, pid=child.pid, new_pid=self.pid)
+            if self.outgoing is outgoing:
+                self.outgoing = None
+            self._changed_now()
+
+        self._background.start_soon(outgoing.retire_when, is_replaced, changed, on_exit, _PUMP_DRAIN_BOUND_S)
+
+    async def _watch(self, child: ChildProcess, pumps: Pumps) -> int | Request:
         stopping: Request | None = None
         async with anyio.create_task_group() as watchers:
             async def wait_exit() -> None:
@@ -343,6 +380,7 @@ class Instance:
 
             watchers.start_soon(wait_exit)
             watchers.start_soon(wait_request)
+            watchers.start_soon(pumps.raise_failure)
             watchers.start_soon(self._promote_after_min_uptime)
             if self.spec is not None and (self.app.health is not None or self.app.liveness is not None):
                 from omnitron.health.monitor import watch_probe
@@ -351,11 +389,15 @@ class Instance:
                     watchers.start_soon(watch_probe, self.app.health, self.spec, self._on_readiness_verdict)
                 if self.app.liveness is not None:
                     watchers.start_soon(watch_probe, self.app.liveness, self.spec, self._on_liveness_verdict)
+        if stopping is not None and stopping.goal == "restart" and child.is_alive and self.app.listen:
+            return stopping  # surge: _supervise hands the live child over; it is stopped once replaced
         if stopping is not None and child.is_alive:
             # STARTING|RUNNING -> STOPPING: stop_signal to the group, SIGKILL after kill_timeout
             self._transition(S.STOPPING, reason=stopping.reason)
             await process.stop(child, self.app.stop_signum, self.app.kill_timeout)
             self._after_exit(child)
+            if self.outgoing is not None:  # a surge's old process is stopping alongside (it saw STOPPING)
+                await self.outgoing.gone.wait()
             if stopping.reason != LIVENESS:
                 # STOPPING -> STOPPED: the group is gone (a liveness restart goes on in _after_liveness_stop)
                 self._transition(S.STOPPED, reason=stopping.reason)
@@ -389,7 +431,7 @@ class Instance:
             self.healthy = verdict.healthy
             self._emit("healthy" if verdict.healthy else "unhealthy", healthy=verdict.healthy,
                        reason=verdict.last_error)
-            self._services.on_change(self)
+            self._changed_now()
         return True
 
     def _on_liveness_verdict(self, verdict: ProbeVerdict) -> bool:

@@ -8,17 +8,23 @@ from omnitron.config.interpolate import interpolate
 from omnitron.config.model import AppConfig
 from omnitron.home.paths import Home
 from omnitron.runtime.appenv import build_instance_env
+from omnitron.runtime.listeners import ListenSockets
 from omnitron.runtime.process import LaunchSpec
 from omnitron.runtime.runmarker import RUN_ID_VAR, RunMarker
+
+FIRST_LISTEN_FD = 3  # sd_listen_fds(3)'s SD_LISTEN_FDS_START
+LISTEN_VARS = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "LISTEN_FD")
 
 
 class Launcher:
     """Builds each instance's LaunchSpec from its app config, the daemon's env and the secrets store."""
 
-    def __init__(self, home: Home, *, marker: RunMarker | None = None, secrets_key: str | None = None) -> None:
+    def __init__(self, home: Home, *, marker: RunMarker | None = None, secrets_key: str | None = None,
+                 sockets: ListenSockets | None = None) -> None:
         self._home = home
         self.marker = marker or RunMarker()
         self._secrets_key = secrets_key  # None: read OMNITRON_SECRETS_KEY from the environment
+        self._sockets = sockets
 
     def __repr__(self) -> str:
         return f"<Launcher {self._home.root}>"
@@ -29,8 +35,23 @@ class Launcher:
 
         secrets = SecretStore(self._home, key=self._secrets_key).load_many(app.secrets) if app.secrets else {}
         env = build_instance_env(app, index, base_env=os.environ, secrets=secrets)
+        sockets = self._sockets
+        fds = sockets.fds(app.name) if sockets is not None and app.listen else ()
+        for name in LISTEN_VARS:  # inherited ones (omnitron itself socket-activated) are not this app's
+            env.pop(name, None)
+        env.update(listen_env(app.name, len(fds)))
+        if fds and app.port is None and sockets is not None:
+            # ${PORT} (probes, the app) is the shared port; `port` keeps one per instance instead
+            env["PORT"] = str(sockets.addresses(app.name)[0].port)
         env[RUN_ID_VAR] = self.marker.next_spawn()  # last: an app cannot pose as another spawn
-        # ${PORT} and ${OMNITRON_INSTANCE} in the command are per instance, so they resolve here.
+        # ${PORT}, ${OMNITRON_INSTANCE} and ${LISTEN_FD} in the command are per instance, so they resolve here.
         argv = tuple(interpolate(arg, env) for arg in app.argv())
-        port = int(env["PORT"]) if app.port is not None else None
-        return LaunchSpec(argv=argv, env=env, cwd=app.cwd, port=port)
+        port = int(env["PORT"]) if app.port is not None or fds else None
+        return LaunchSpec(argv=argv, env=env, cwd=app.cwd, port=port, listen_fds=fds)
+
+
+def listen_env(app: str, count: int) -> dict[str, str]:
+    """systemd's socket-activation variables (LISTEN_PID is set in the child itself) plus `LISTEN_FD`."""
+    if not count:
+        return {}
+    return {"LISTEN_FDS": str(count), "LISTEN_FDNAMES": ":".join([app] * count), "LISTEN_FD": str(FIRST_LISTEN_FD)}

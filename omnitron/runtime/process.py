@@ -54,7 +54,7 @@ class LaunchSpec:
     env: Mapping[str, str] = field(repr=False)  # may hold secret values: never logged
     cwd: str
     port: int | None = None  # the instance's PORT, if the app has one
-    pass_fds: tuple[int, ...] = ()  # inherited as they are (listening sockets)
+    listen_fds: tuple[int, ...] = ()  # the app's listening sockets: the child gets them as fd 3, 4, …
 
 
 class FdReceiveStream(ByteReceiveStream):
@@ -197,6 +197,37 @@ class ChildProcess:
         self.stderr.close()
 
 
+# With listening sockets the child is first this shim, run by the daemon's own Python: it moves the sockets
+# to fd 3, 4, … and sets LISTEN_PID to its own PID, then execs the command (same PID). systemd sets
+# LISTEN_PID between fork and exec too; Popen builds the environment before fork, so it cannot know the PID.
+_LISTEN_SHIM: Final = (
+    "import fcntl,os,sys\n"
+    "n=int(sys.argv[1]);src=[int(f) for f in sys.argv[2:2+n]]\n"
+    "tmp=[fcntl.fcntl(f,fcntl.F_DUPFD,3+n) for f in src]\n"
+    "[os.close(f) for f in src]\n"
+    "for i,f in enumerate(tmp):\n"
+    " os.dup2(f,3+i);os.close(f)\n"
+    "os.environ['LISTEN_PID']=str(os.getpid())\n"
+    "a=sys.argv[2+n:]\n"
+    "try:\n"
+    " os.execvp(a[0],a)\n"
+    "except OSError as e:\n"
+    " sys.stderr.write(f'omnitron: cannot run {a[0]}: {e.strerror} (check `command`)\\n');os._exit(127)\n"
+)
+
+
+def _argv_for(spec: LaunchSpec) -> list[str]:
+    if not spec.listen_fds:
+        return list(spec.argv)
+    import shutil
+    import sys
+
+    if shutil.which(spec.argv[0], path=spec.env.get("PATH")) is None and "/" not in spec.argv[0]:
+        raise FileNotFoundError(2, "No such file or directory", spec.argv[0])
+    fds = [str(fd) for fd in spec.listen_fds]
+    return [sys.executable, "-I", "-S", "-c", _LISTEN_SHIM, str(len(fds)), *fds, *spec.argv]
+
+
 def spawn(spec: LaunchSpec) -> ChildProcess:
     """Start the spec in a new session with stdin from /dev/null and stdout/stderr to pipes.
 
@@ -207,7 +238,7 @@ def spawn(spec: LaunchSpec) -> ChildProcess:
     # caught signals, restore_signals the SIG_IGN ones, children_mask the blocked ones (runtime/signals.py).
     with children_mask():
         popen = subprocess.Popen(
-            list(spec.argv),
+            _argv_for(spec),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -215,7 +246,7 @@ def spawn(spec: LaunchSpec) -> ChildProcess:
             cwd=spec.cwd,
             start_new_session=True,
             close_fds=True,
-            pass_fds=spec.pass_fds,
+            pass_fds=spec.listen_fds,
             restore_signals=True,
         )
     return ChildProcess(popen)

@@ -23,9 +23,10 @@ TRANSITIONS: Final[Mapping[AppState, frozenset[AppState]]] = {
     S.STOPPED: frozenset({S.STARTING, S.FATAL}),
     S.COMPLETED: frozenset({S.STARTING, S.FATAL}),
     S.FATAL: frozenset({S.STARTING, S.FATAL}),
-    # STARTING -> RUNNING after min_uptime; -> BACKOFF/FATAL/COMPLETED on an early exit; -> STOPPING on stop
-    S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.FATAL, S.COMPLETED, S.STOPPING}),
-    S.RUNNING: frozenset({S.BACKOFF, S.COMPLETED, S.FATAL, S.STOPPING}),
+    # STARTING -> RUNNING after min_uptime; -> BACKOFF/FATAL/COMPLETED on an early exit; -> STOPPING on stop;
+    # STARTING|RUNNING -> STARTING: a surge (app with `listen`) spawned the replacement, the old process serves on
+    S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.FATAL, S.COMPLETED, S.STOPPING, S.STARTING}),
+    S.RUNNING: frozenset({S.BACKOFF, S.COMPLETED, S.FATAL, S.STOPPING, S.STARTING}),
     # BACKOFF -> STOPPED is supervisord's kill() shortcut: a stop never waits for a pending retry;
     # BACKOFF -> FATAL: the retry could not spawn
     S.BACKOFF: frozenset({S.STARTING, S.STOPPED, S.FATAL}),

@@ -17,11 +17,13 @@ from omnitron.errors import OmnitronError, UsageError
 from omnitron.health.readiness import is_ready
 from omnitron.runtime.dependencies import Dependencies
 from omnitron.runtime.events import Event, EventSink, daemon_event
-from omnitron.runtime.instance import Instance, InstanceServices, OutputSink
+from omnitron.runtime.instance import Instance, InstanceServices
+from omnitron.runtime.listeners import ListenSockets
 from omnitron.runtime.memory import MemoryLimits
 from omnitron.runtime.process import LaunchSpec, signal_name
 from omnitron.runtime.snapshot import ReloadReport, StartReport
 from omnitron.runtime.states import RESTING_STATES, AppState
+from omnitron.runtime.surge import OutputSink
 from omnitron.runtime.usage import Target, UsageMonitor
 from omnitron.scaling.autoscaler import Autoscaler
 
@@ -35,11 +37,12 @@ class Supervisor:
 
     def __init__(self, loaded: LoadedConfig, tg: TaskGroup, *, open_output: Callable[[str, int, LogsConfig | None],
                  OutputSink], launch: Callable[[AppConfig, int], LaunchSpec], events: EventSink,
-                 usage: UsageMonitor) -> None:
+                 usage: UsageMonitor, sockets: ListenSockets | None = None) -> None:
         self.config_path = loaded.path
         self.ecosystem = loaded.ecosystem
         self.usage = usage
         usage.bind(self._usage_targets)
+        self.sockets = sockets  # the apps' `listen` sockets, bound by the daemon before start_all
         self._services = InstanceServices(open_output=open_output, launch=launch, events=events,
                                           on_change=self._on_change)
         self._listeners: list[Callable[[Instance], None]] = []
@@ -210,7 +213,8 @@ class Supervisor:
             return
 
         def settled(i: Instance) -> bool:
-            return (is_ready(i) or i.state is S.FATAL) and not i.has_pending_start
+            # a surge is done once the old process is gone too: one process per instance again
+            return (is_ready(i) or i.state is S.FATAL) and not i.has_pending_start and i.outgoing is None
 
         await self._wait_until(lambda: all(settled(i) for i in targets), self._timeout_for(targets[0].app),
                                lambda: describe(targets))
@@ -229,8 +233,9 @@ class Supervisor:
                                    self._timeout_for(self.app_config(name)), lambda: describe(targets))
 
     async def restart(self, name: str, index: int | None, reason: str = "operator") -> None:
-        """Replace the selected instances one at a time, each ready before the next; `reason` is the restart
-        event's (an operator's request, or `watch`)."""
+        """Replace the selected instances one at a time, each ready before the next (an app with `listen`
+        starts each replacement before stopping the old process); `reason` is the restart event's (an
+        operator's request, or `watch`)."""
         self._check_accepting()
         targets = self.select(name, index)
         async with self._operating(targets, is_start=True):
@@ -354,7 +359,11 @@ class Supervisor:
             log.warning("daemon_settings_unchanged", reason="[daemon] changes take effect when the daemon restarts")
         new = loaded.ecosystem.model_copy(update={"daemon": self.ecosystem.daemon})
         async with self._reconfiguring:
+            if self.sockets is not None:  # a new address that cannot be bound refuses the reload, touching nothing
+                self.sockets.bind((a.name, a.listen) for a in new.apps)
             report = await self._reload(new, str(loaded.path))
+            if self.sockets is not None:
+                self.sockets.retain(a.name for a in new.apps if a.listen)
         self._services.events.emit(daemon_event("reload", reason=report.summary()))
         self.config_path = loaded.path
         self._start_memory_limits()

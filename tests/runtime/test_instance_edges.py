@@ -450,3 +450,50 @@ async def test_a_spawn_error_names_the_program_and_the_path_it_was_looked_up_in(
         await recorder.until_state(S.FATAL)
         instance.retire()
     assert instance.reason == f"spawn failed: {expected[program]} (check `command`)"
+
+
+# --- surge (an app with `listen`): the replacement starts while the old process serves ---------------------
+
+SURGE = {"listen": ["127.0.0.1:9"]}  # never bound here: the edge is the instance's, the socket the daemon's
+
+
+@edge(S.RUNNING, S.STARTING)
+async def test_running_goes_to_starting_when_a_surge_restart_spawns_the_replacement_first(
+        recorder: Recorder, tmp_path: Path) -> None:
+    async with run_instance(app_config(tmp_path, READY, **SURGE), recorder) as instance:
+        instance.request_start()
+        await recorder.until_state(S.RUNNING)
+        old = instance.pid
+        assert old is not None
+        instance.request_restart("operator")
+        await recorder.until_state(S.RUNNING, count=2)
+        await recorder.until(lambda: recorder.kinds()[-1:] == ["exit"], "the old process's exit")
+        # (the old process's exit shows as one more entry with the state unchanged)
+        assert recorder.states()[:4] == [S.STARTING, S.RUNNING, S.STARTING, S.RUNNING]
+        assert set(recorder.states()[4:]) <= {S.RUNNING}
+        # the replacement started (and became ready) before the old process exited
+        assert recorder.kinds() == ["start", "restart", "start", "exit"]
+        assert recorder.events_of(kind="exit")[0].pid == old and recorder.events_of(kind="exit")[0].reason == "replaced"
+        assert recorder.is_gone(old) and instance.pid != old and instance.outgoing is None
+        assert instance.restarts == 1
+
+
+@edge(S.STARTING, S.STARTING)
+async def test_starting_goes_to_starting_when_a_surge_restart_comes_before_min_uptime(
+        recorder: Recorder, tmp_path: Path) -> None:
+    async with run_instance(app_config(tmp_path, READY, **SURGE, **SLOW_START), recorder) as instance:
+        instance.request_start()
+        await recorder.until_line("READY")
+        old = instance.pid
+        assert old is not None
+        instance.request_restart("operator")
+        await recorder.until(lambda: recorder.states().count(S.STARTING) == 2, "the replacement spawned")
+        await recorder.until(lambda: len(recorder.lines.get("app:0", [])) >= 2, "the replacement's READY")
+        assert recorder.kinds() == ["start", "restart", "start"], "the old process has not exited"
+        assert psutil.Process(old).status() != psutil.STATUS_ZOMBIE, "not ready yet: the old process serves on"
+        assert instance.outgoing is not None and instance.outgoing.child.pid == old
+        instance.request_stop()
+        await recorder.until_state(S.STOPPED)
+        # STOPPED once both are gone: the stop took the old process along
+        assert recorder.is_gone(old) and instance.outgoing is None
+        assert sorted(recorder.kinds()) == sorted(["start", "restart", "start", "exit", "exit", "stop"])
