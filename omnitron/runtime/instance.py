@@ -7,6 +7,7 @@ and changes state in one place (`_transition`), which is also where every lifecy
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from omnitron.runtime.surge import Outgoing, OutputSink, Pumps
 
 log = structlog.get_logger()
 S = AppState
+_STATES_WITH_EVENTS: Final = frozenset({S.STARTING, S.STOPPED, S.COMPLETED, S.FATAL})
 Goal = Literal["start", "stop", "restart", "retire"]
 _PUMP_DRAIN_BOUND_S = 2.0
 LIVENESS: Final = "liveness"  # the reason of a restart asked by the liveness probe
@@ -154,8 +156,11 @@ class Instance:
         previous, previous_reason = self.state, self.reason
         self.state, self.reason = to, reason
         self.retry_in_s = delay_s
-        log.info("state_changed", app=self.app.name, instance=self.index, state=str(to), previous=str(previous),
-                 reason=reason, pid=self.pid, **({} if delay_s is None else {"delay_s": delay_s}))
+        # Into a state whose event line says the same (instance_started, _stopped, _completed, _fatal), the
+        # state line is debug: at info each start was logged twice (issue #20).
+        log.log(logging.DEBUG if to in _STATES_WITH_EVENTS else logging.INFO, "state_changed", app=self.app.name,
+                instance=self.index, state=str(to), previous=str(previous), reason=reason, pid=self.pid,
+                **({} if delay_s is None else {"delay_s": delay_s}))
         child = self.child
         if to is S.STARTING:
             if restart_reason is not None:

@@ -509,3 +509,15 @@ def test_reload_of_a_changed_manual_app_does_not_start_it(run_daemon: RunDaemon,
     assert cli("start", "manual", home=home).returncode == 0
     pid = daemon.wait_states("manual", "running")[0]["pid"]
     assert proc_environ(pid)["VERSION"] == "2", "the new config applies at its next start"
+
+
+def test_each_start_is_logged_once(run_daemon: RunDaemon) -> None:
+    """Regression test for #20 item 10: a start was two info lines (state_changed and instance_started)."""
+    daemon = run_daemon(f'[[apps]]\nname = "api"\ncommand = {app_argv("ready.py")}\ninstances = 2\n'
+                        'min_uptime = "100ms"\n')
+    daemon.wait_states("api", "running", count=2)
+    assert cli("restart", "api:1", home=daemon.home).returncode == 0
+    starts = [(e.get("event"), e["instance"]) for e in daemon.events() if e.get("app") == "api" and
+              (e.get("event") == "instance_started" or e.get("state") == "starting")]
+    assert sorted(starts) == [("instance_started", 0), ("instance_started", 1), ("instance_started", 1)]
+    assert [e["state"] for e in daemon.events("state_changed") if e["app"] == "api"].count("running") == 3
