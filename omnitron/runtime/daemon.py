@@ -39,6 +39,8 @@ from omnitron.runtime.supervisor import Supervisor
 from omnitron.runtime.usage import UsageMonitor
 
 if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
     from omnitron.http.server import EmbeddedServer
 
 log = structlog.get_logger()
@@ -62,6 +64,7 @@ class Daemon:
         self.marker = RunMarker()
         self._secrets_key = ""
         self.listen_sockets = ListenSockets()
+        self._dashboard_sock: socket.socket | None = None
 
     @property
     def supervisor(self) -> Supervisor:
@@ -112,6 +115,13 @@ class Daemon:
                                              {a.name: a.kill_timeout for a in self.loaded.ecosystem.apps})
             self.listen_sockets.bind((a.name, a.listen) for a in self.loaded.ecosystem.apps)
             health_sock, control_sock = self._bind_sockets()
+            try:
+                self._dashboard_sock = self._bind_dashboard()
+            except BaseException:
+                health_sock.close()
+                control_sock.close()
+                remove_control_socket(self.home.socket)
+                raise
             is_reaper = become_subreaper()
             events = EventRecorder(History(self.home.history_db, batched=True))
             router = OutputRouter(self.home, fmt=resolve_format(settings.log_format, writer.isatty()),
@@ -169,6 +179,21 @@ class Daemon:
             health_sock.close()
             raise
 
+    def _bind_dashboard(self) -> socket.socket | None:
+        """The dashboard's own listener, when `[daemon] dashboard` asks for one (a busy address: exit 1)."""
+        address = self.loaded.ecosystem.daemon.dashboard
+        if address is None:
+            return None
+        from omnitron.config.model import split_host_port
+
+        host, port = split_host_port(address)
+        try:
+            return bind_tcp(host, port)
+        except OSError as error:
+            raise OmnitronError(f"cannot serve the dashboard on {address}: {error.strerror}",
+                                "free the port, or set [daemon] dashboard (or OMNITRON_DASHBOARD) to another "
+                                "address") from None
+
     async def _serve(self, events: EventRecorder, router: OutputRouter, state: StateWriter,
                      health_sock: socket.socket, control_sock: socket.socket) -> None:
         reaper = OrphanReaper()
@@ -219,10 +244,23 @@ class Daemon:
         control_app = build_control_app(self.supervisor, self.snapshot, self.request_shutdown, self.usage.fresh,
                                         events=events)
         servers = [EmbeddedServer(health_app, health_sock), EmbeddedServer(control_app, control_sock)]
+        if self._dashboard_sock is not None:
+            servers.append(EmbeddedServer(self._dashboard_app(), self._dashboard_sock))
         async with anyio.create_task_group() as tg:
             for server in servers:
                 tg.start_soon(server.serve)
             task_status.started(servers)
+
+    def _dashboard_app(self) -> Starlette:
+        from omnitron.http.dashboard import DashboardSource, build_dashboard_app
+
+        assert self._dashboard_sock is not None
+        token = os.environ.get("OMNITRON_DASHBOARD_TOKEN") or None
+        host, port = self._dashboard_sock.getsockname()[:2]
+        log.info("dashboard_serving", address=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                 token_required=token is not None)
+        source = DashboardSource(self.snapshot, self.usage, self.home, self.supervisor.wait_for_change)
+        return build_dashboard_app(source, token)
 
     async def _handle_signals(self, reaper: OrphanReaper, router: OutputRouter, tg: anyio.abc.TaskGroup, *,
                               task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
