@@ -275,11 +275,6 @@ class History:
         rows = self._query(f"SELECT {_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?", (*params, limit))
         return [_event(row) for row in reversed(rows)]
 
-    def since(self, after_id: int, limit: int = 200) -> list[HistoryEvent]:
-        """Up to `limit` events with an id above `after_id`, oldest first: a cursor over new rows."""
-        rows = self._query(f"SELECT {_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
-        return [_event(row) for row in rows]
-
     def apps(self) -> list[str]:
         """Every app name with at least one event of its own (daemon rows do not count), sorted."""
         rows = self._query(

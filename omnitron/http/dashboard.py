@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from omnitron.home.paths import Home
 from omnitron.http import dashboard_data as data
+from omnitron.runtime.events import Event, EventRecorder
 from omnitron.runtime.snapshot import DaemonSnapshot
 from omnitron.runtime.usage import UsageMonitor
 
@@ -33,8 +34,10 @@ _TYPES: Final = {".html": "text/html; charset=utf-8", ".js": "text/javascript; c
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 # The stream wakes on every state change and at least this often, to carry CPU and memory.
 TICK_S: Final = 2.0
-# After a change, the history row lands within the recorder's batch (runtime/events.py HISTORY_BATCH_S).
-SETTLE_S: Final = 0.3
+# After an event, the status push waits this long for more (a restart is several events in a row).
+SETTLE_S: Final = 0.1
+RECENT_EVENTS: Final = 50  # shown at once when the page opens
+RESUME_LIMIT: Final = 1000  # at most this many missed events are replayed to a reconnecting page
 _SECURITY_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
     "X-Content-Type-Options": "nosniff",
@@ -47,14 +50,14 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 class DashboardSource:
     """What the dashboard reads, and nothing it could change: the daemon's snapshots, its usage monitor, its
-    home (history.db, log files), and a wait for the next change."""
+    events (stored and live), its home (history.db, log files)."""
 
-    def __init__(self, snapshot: Callable[[], DaemonSnapshot], usage: UsageMonitor, home: Home,
-                 wait_for_change: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, snapshot: Callable[[], DaemonSnapshot], usage: UsageMonitor, events: EventRecorder,
+                 home: Home) -> None:
         self.snapshot = snapshot
         self.usage = usage
+        self.events = events
         self.home = home
-        self.wait_for_change = wait_for_change
 
 
 def _static(name: str) -> tuple[bytes, str] | None:
@@ -158,27 +161,37 @@ def build_dashboard_app(source: DashboardSource, token: str | None) -> Starlette
 
 
 async def _stream(source: DashboardSource, request: Request) -> AsyncIterator[bytes]:
-    """`status` at once and after every change (and every TICK_S, for CPU and memory), `event` for each new
-    history.db row (its id is the SSE id: a reconnecting browser resumes after its Last-Event-ID)."""
+    """`event` for each lifecycle event (the recent ones first, or those after the browser's Last-Event-ID
+    when it reconnects; the SSE id is the event's seq), and `status` at once, a moment after each burst of
+    events, and every TICK_S (CPU, memory, uptime) while nothing happens."""
     held = source.usage.hold(TICK_S, "dashboard")
     try:
-        last = request.headers.get("last-event-id", "")
-        cursor = int(last) if last.isdigit() else await anyio.to_thread.run_sync(data.last_history_id,
-                                                                                  source.home.history_db)
-        yield b"retry: 2000\n\n"
-        while True:
-            rows = await anyio.to_thread.run_sync(data.history_rows, source.home.history_db, cursor)
-            for row in rows:
-                cursor = int(str(row["id"]))
-                yield f"id: {cursor}\n".encode() + _sse("event", row)
-            document = data.status_document(source.snapshot(), source.usage)
-            yield _sse("status", document)
-            if document["daemon"]["shutting_down"] and not any(a["pid"] for a in document["apps"]):
-                return
-            with anyio.move_on_after(TICK_S) as scope:
-                await source.wait_for_change()
-            if not scope.cancelled_caught:
-                await anyio.sleep(SETTLE_S)  # let the row reach history.db; a burst becomes one push
+        with source.events.hub.subscribe(None) as live:
+            last = request.headers.get("last-event-id", "")
+            after = int(last) if last.isdigit() else None
+            stored = source.events.tail(None, RESUME_LIMIT if after is not None else RECENT_EVENTS)
+            yield b"retry: 2000\n\n"
+            for event in stored:
+                if after is None or event.seq > after:
+                    yield _event_message(event)
+            after = stored[-1].seq if stored else after
+            timeout = 0.0
+            while True:
+                with anyio.move_on_after(timeout) as scope:
+                    try:
+                        event = await live.__anext__()  # a memory stream's receive: safe to cancel
+                    except StopAsyncIteration:  # the daemon is stopping, or this reader fell too far behind
+                        yield _sse("status", data.status_document(source.snapshot(), source.usage))
+                        return
+                if scope.cancelled_caught:
+                    yield _sse("status", data.status_document(source.snapshot(), source.usage))
+                    timeout = TICK_S
+                elif after is None or event.seq > after:
+                    yield _event_message(event)
+                    timeout = SETTLE_S  # the status follows once the burst is over
     finally:
         held.release()
 
+
+def _event_message(event: Event) -> bytes:
+    return f"id: {event.seq}\n".encode() + _sse("event", event.as_json())

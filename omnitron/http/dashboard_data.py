@@ -56,30 +56,6 @@ def uptime_bars(history_path: str, apps: list[str], now: float | None = None) ->
         history.close()
 
 
-def history_rows(history_path: str, after_id: int, limit: int = 200) -> list[dict[str, object]]:
-    """history.db rows with an id above `after_id`, oldest first (the event stream's source and cursor)."""
-    try:
-        history = History(history_path, readonly=True)
-    except HistoryError:
-        return []
-    try:
-        return [event.as_json() for event in history.since(after_id, limit)]
-    finally:
-        history.close()
-
-
-def last_history_id(history_path: str) -> int:
-    try:
-        history = History(history_path, readonly=True)
-    except HistoryError:
-        return 0
-    try:
-        rows = history.events(None, 1)
-        return rows[-1].id if rows else 0
-    finally:
-        history.close()
-
-
 def recent_output(log_path: str, count: int) -> list[dict[str, str]]:
     """The last `count` lines of an instance's current log file: `{ts, stream, line}` (decoded, replaced)."""
     count = max(0, min(count, MAX_OUTPUT_LINES))

@@ -245,13 +245,13 @@ class Daemon:
                                         events=events)
         servers = [EmbeddedServer(health_app, health_sock), EmbeddedServer(control_app, control_sock)]
         if self._dashboard_sock is not None:
-            servers.append(EmbeddedServer(self._dashboard_app(), self._dashboard_sock))
+            servers.append(EmbeddedServer(self._dashboard_app(events), self._dashboard_sock))
         async with anyio.create_task_group() as tg:
             for server in servers:
                 tg.start_soon(server.serve)
             task_status.started(servers)
 
-    def _dashboard_app(self) -> Starlette:
+    def _dashboard_app(self, events: EventRecorder) -> Starlette:
         from omnitron.http.dashboard import DashboardSource, build_dashboard_app
 
         assert self._dashboard_sock is not None
@@ -259,7 +259,7 @@ class Daemon:
         host, port = self._dashboard_sock.getsockname()[:2]
         log.info("dashboard_serving", address=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
                  token_required=token is not None)
-        source = DashboardSource(self.snapshot, self.usage, self.home, self.supervisor.wait_for_change)
+        source = DashboardSource(self.snapshot, self.usage, events, self.home)
         return build_dashboard_app(source, token)
 
     async def _handle_signals(self, reaper: OrphanReaper, router: OutputRouter, tg: anyio.abc.TaskGroup, *,

@@ -52,7 +52,8 @@ def sse_messages(port: int, path: str, want: Callable[[list[tuple[str, Any]]], b
     """Read the event stream until `want(messages)`; each message is (event name, decoded data)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
-        buffer, messages = b"", []
+        buffer = b""
+        messages: list[tuple[str, Any]] = []
         while not want(messages):
             chunk = sock.recv(65536)
             assert chunk, f"stream closed; got {messages}"

@@ -107,7 +107,7 @@ function render(status) {
 }
 
 function addEvent(e) {
-  const when = new Date(e.at * 1000).toISOString().slice(11, 19);
+  const when = new Date((e.ts ?? e.at) * 1000).toISOString().slice(11, 19);
   const who = e.kind.startsWith("daemon") ? "daemon" : `${e.app}:${e.instance}`;
   const extra = [e.pid && `pid ${e.pid}`, e.exit_code !== null && e.exit_code !== undefined && `code ${e.exit_code}`,
                  e.signal && `signal ${e.signal}`, e.reason].filter(Boolean).join(" · ");
