@@ -99,10 +99,23 @@ def _scaling_lines(instances: list[InstanceSnapshot]) -> Iterator[str]:
         yield f'omnitron_app_instances{{app="{_escape(app)}"}} {_number(count)}\n'
 
 
+def _socket_lines(snap: DaemonSnapshot) -> Iterator[str]:
+    """Per `listen` socket: 1 while the daemon holds it, and the connections waiting in its accept queue."""
+    yield _header("omnitron_listen_info", "gauge", "1 for each shared socket the daemon holds for an app (listen)")
+    for sock in snap.sockets:
+        yield f'omnitron_listen_info{{app="{_escape(sock.app)}",address="{_escape(sock.address)}"}} 1.0\n'
+    yield _header("omnitron_listen_queued_connections", "gauge",
+                  "Connections accepted by the kernel and not yet by an instance (the socket's accept queue)")
+    for sock in snap.sockets:
+        if sock.queued is not None:
+            yield (f'omnitron_listen_queued_connections{{app="{_escape(sock.app)}",address="{_escape(sock.address)}"}}'
+                   f" {_number(sock.queued)}\n")
+
+
 def render(snapshot: DaemonSnapshot) -> tuple[bytes, str]:
     """(body, content type) of a scrape; text format 0.0.4, which every Prometheus version reads."""
     own = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=own)  # the daemon's own process_* series (CPU, memory, open fds)
     text = "".join([*_daemon_lines(snapshot), *_instance_lines(snapshot.instances),
-                    *_scaling_lines(snapshot.instances)])
+                    *_scaling_lines(snapshot.instances), *_socket_lines(snapshot)])
     return text.encode("utf-8") + generate_latest(own), CONTENT_TYPE_PLAIN_0_0_4

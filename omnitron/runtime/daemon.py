@@ -34,7 +34,7 @@ from omnitron.runtime.listeners import ListenSockets
 from omnitron.runtime.reaper import OrphanReaper, become_subreaper
 from omnitron.runtime.recovery import stop_survivors
 from omnitron.runtime.runmarker import RunMarker
-from omnitron.runtime.snapshot import DaemonSnapshot, instance_snapshots
+from omnitron.runtime.snapshot import DaemonSnapshot, SocketSnapshot, instance_snapshots
 from omnitron.runtime.supervisor import Supervisor
 from omnitron.runtime.usage import UsageMonitor
 
@@ -86,6 +86,7 @@ class Daemon:
             ready=not any(i.blocks_readiness for i in instances if i.autostart) and not self.shutting_down,
             config=str(self._supervisor.config_path if self._supervisor else self.loaded.path),
             shutting_down=self.shutting_down, health_port=self.health_port, instances=instances,
+            sockets=[SocketSnapshot(app, address, queued) for app, address, queued in self.listen_sockets.snapshot()],
         )
 
     def request_shutdown(self, exit_code: int = 0) -> None:

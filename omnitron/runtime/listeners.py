@@ -9,6 +9,7 @@ flag of the one open file every instance shares, so the daemon must not set it f
 from __future__ import annotations
 
 import socket
+import struct
 from collections.abc import Iterable
 from typing import Final
 
@@ -97,6 +98,20 @@ class ListenSockets:
         """What the kernel bound (port 0 never reaches here; a name shows as the address it resolved to)."""
         host, port = self._sockets[address].getsockname()[:2]
         return str(ListenAddress(host, port))
+
+    def queued(self, address: ListenAddress) -> int | None:
+        """Connections in the accept queue now: tcp_info's tcpi_unacked on a listening socket (offset 24,
+        after 8 one-byte fields and rto, ato, snd_mss, rcv_mss), which is how `ss -l` reads Recv-Q."""
+        try:
+            info = self._sockets[address].getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)
+        except OSError:
+            return None
+        return int(struct.unpack_from("I", info, 24)[0]) if len(info) >= 28 else None
+
+    def snapshot(self) -> list[tuple[str, str, int | None]]:
+        """(app, bound address, queued) for every socket, in app then `listen` order."""
+        return [(app, self.bound_address(a), self.queued(a)) for app, addresses in self._by_app.items()
+                for a in addresses if a in self._sockets]
 
     def close(self) -> None:
         for sock in self._sockets.values():

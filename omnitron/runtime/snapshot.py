@@ -40,6 +40,15 @@ class LastExit:
 
 
 @dataclass(frozen=True)
+class SocketSnapshot:
+    """One `listen` socket the daemon holds: its app, the address bound, connections waiting to be accepted."""
+
+    app: str
+    address: str
+    queued: int | None  # the accept queue now (TCP_INFO); None when the kernel does not say
+
+
+@dataclass(frozen=True)
 class InstanceSnapshot:
     name: str
     instance: int
@@ -63,6 +72,8 @@ class InstanceSnapshot:
     # autoscaled app that has its `min` ready (health/readiness.py's one rule).
     blocks_readiness: bool = True
     scaling: dict[str, Any] | None = None  # an autoscaled app's {"min", "max", "desired", "reason"}
+    listen: tuple[str, ...] = ()  # the app's shared sockets (`listen`), as configured
+    replacing_pid: int | None = None  # during a surge: the old process, serving until this one is ready
 
     def status_json(self) -> dict[str, Any]:
         """The per-instance object of `omnitron status --json` (contract section 4)."""
@@ -80,6 +91,8 @@ class InstanceSnapshot:
             "reason": self.reason or None,  # why it is not ready: its state and why it is in it
             "last_exit": self.last_exit.as_json() if self.last_exit else None,
             **({"scaling": self.scaling} if self.scaling is not None else {}),
+            **({"listen": list(self.listen)} if self.listen else {}),
+            **({"replacing_pid": self.replacing_pid} if self.replacing_pid is not None else {}),
         }
 
 
@@ -123,6 +136,7 @@ class DaemonSnapshot:
     shutting_down: bool
     health_port: int | None
     instances: list[InstanceSnapshot] = field(default_factory=list)
+    sockets: list[SocketSnapshot] = field(default_factory=list)
 
     def status_json(self) -> dict[str, Any]:
         """The document of `omnitron status --json` (contract section 4)."""
@@ -168,7 +182,8 @@ def instance_snapshots(instances: Iterable[Instance], waiting_for: Mapping[str, 
             start_time=instance.child.create_time if pid is not None and instance.child else None,
             last_exit=instance.last_exit, restart_reasons=dict(instance.restart_reasons),
             blocks_readiness=not ready and not (instance.app.scaling is not None and app_ready[instance.app.name]),
-            scaling=views.get(instance.app.name),
+            scaling=views.get(instance.app.name), listen=tuple(instance.app.listen),
+            replacing_pid=instance.outgoing.child.pid if instance.outgoing is not None else None,
         ))
     return snapshots
 

@@ -186,3 +186,32 @@ def test_a_reload_onto_a_busy_address_is_refused_and_touches_nothing(run_daemon:
     assert result.returncode == 1 and f"cannot listen on 127.0.0.1:{busy_port}" in result.stderr, result
     assert daemon.pids("web") == {0: before["pid"]}
     assert get(port).split()[0] == str(before["pid"]), "the old socket still serves"
+
+
+def test_status_and_metrics_show_the_socket_and_its_accept_queue(run_daemon: RunDaemon) -> None:
+    """An app that never accepts: connections wait in the daemon's socket, and /metrics counts them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = free_port()
+    daemon = run_daemon(listen_app(port, app_argv("ready.py"), instances=1))
+    daemon.wait_states("web", "running", count=1)
+    [entry] = [a for a in daemon.status()["apps"] if a["name"] == "web"]
+    assert entry["listen"] == [f"127.0.0.1:{port}"]
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    try:
+        def samples() -> dict[str, float]:
+            _, text = daemon.http("/metrics")
+            found = {}
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name.startswith("omnitron_listen"):
+                        assert sample.labels == {"app": "web", "address": f"127.0.0.1:{port}"}, sample
+                        found[sample.name] = sample.value
+            return found
+
+        seen = wait_for(lambda: (s := samples()).get("omnitron_listen_queued_connections") == 3 and s,
+                        timeout=10, describe=lambda: f"metrics: {samples()}")
+        assert seen["omnitron_listen_info"] == 1
+    finally:
+        for client in clients:
+            client.close()
