@@ -190,3 +190,27 @@ def test_shutdown_during_autoscaling_stops_every_instance(
     assert daemon.wait_exit() == 0
     import psutil
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_listen_app_scaled_up_and_down_refuses_no_connection(
+        run_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    from tests.daemon_harness import app_argv
+    from tests.e2e.test_listen_e2e import free_port, listen_app, serving_instances
+    from tests.e2e.test_surge_e2e import Hammer
+
+    port, depth = free_port(), tmp_path / "depth"
+    depth.write_text("0\n")
+    scaling = (f'[apps.scaling]\nmin = 1\nmax = 3\ninterval = "200ms"\ncooldown = "1s"\n'
+               f'queue = {{ exec = ["cat", "{depth}"], per_instance = 10 }}')
+    daemon = run_daemon(listen_app(port, app_argv("listen_server.py", "0.005"), instances=1, extra=scaling))
+    daemon.wait_states("web", "running", count=1)
+    with Hammer(port) as hammer:
+        hammer.wait_requests(20)
+        depth.write_text("30\n")
+        daemon.wait_states("web", "running", count=3, timeout=20)
+        serving_instances(port, {"0", "1", "2"})
+        hammer.wait_requests(20)
+        depth.write_text("0\n")
+        daemon.wait_states("web", "running", count=1, timeout=20)
+        hammer.wait_requests(20)
+    assert not hammer.failures, f"{hammer.ok} ok, failed: {dict(hammer.failures)}"
