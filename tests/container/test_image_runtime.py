@@ -13,15 +13,27 @@ import psutil
 import pytest
 
 from tests.container.engine import Container, Runner, docker, docker_run, http_status
-from tests.deploy_files import demo_web_app, read_dockerfile
+from tests.deploy_files import DEMO_CONFIG, demo_web_app, read_dockerfile
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
 IMAGE_UID = 10001
-PUBLISH = ["-p", "127.0.0.1::9800", "-p", "127.0.0.1::3001", "-p", "127.0.0.1::3002"]
+PUBLISH = ["-p", "127.0.0.1::9800", "-p", "127.0.0.1::3001", "-p", "127.0.0.1::3002"]  # the demo's ports
 # HEALTHCHECK's own command and timeout, polled every second instead of every 10 s so a test sees it change.
 FAST_HEALTH = ["--health-interval", "1s", "--health-retries", "2"]
+
+
+def demo_api_ports() -> list[int]:
+    """The container ports the demo API serves: its one `listen` port, or one per instance."""
+    from omnitron.config.load import load_config
+
+    web = demo_web_app()
+    app = load_config(DEMO_CONFIG, environ={}).ecosystem.app(web.name)
+    assert app is not None
+    if app.listen:
+        return sorted({int(address.rsplit(":", 1)[1]) for address in app.listen})
+    return [web.port + instance for instance in range(web.instances)]
 
 
 def status_json(container: Container) -> dict[str, Any]:
@@ -73,9 +85,9 @@ def test_pid_1_is_the_daemon_as_the_image_user_and_ready_from_the_host(run_conta
     assert uids == {IMAGE_UID}, f"processes of the container run as {uids}, want only {IMAGE_UID}"
 
     web = demo_web_app()
-    for instance in range(web.instances):
-        port = container.host_port(web.port + instance)
-        assert http_status(port, web.health_path) == 200, f"{web.name}:{instance} does not answer from the host"
+    for port in demo_api_ports():
+        status = http_status(container.host_port(port), web.health_path)
+        assert status == 200, f"{web.name} on port {port} gave {status} from the host"
 
 
 def test_healthcheck_turns_healthy(run_container: Runner) -> None:
