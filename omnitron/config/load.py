@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import re
@@ -15,8 +14,8 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from omnitron.config.checks import Loc, Problem, check_apps, check_dashboard, check_listen, dependency_order
-from omnitron.config.define import define_ecosystem
 from omnitron.config.model import AppConfig, DaemonConfig, Ecosystem, InfraConfig
+from omnitron.config.plain import MAX_DEPTH, NotPlain, format_loc, to_plain
 from omnitron.config.resolve import resolve_app, resolve_infra
 from omnitron.config.settings import env_name, settings_from_environment
 from omnitron.errors import ConfigError
@@ -69,7 +68,7 @@ def load_config(
     """The validated ecosystem from the config file; raises ConfigError listing every problem found."""
     environ = os.environ if environ is None else environ
     path = find_config_path(explicit, environ)
-    raw = read_raw(path)
+    raw = read_raw(path, environ)
     ecosystem, problems = _validate(raw, path.parent, environ)
     if problems or ecosystem is None:
         raise _problems_error(path, problems)
@@ -93,8 +92,10 @@ def _sort_key(problem: Problem) -> tuple[int, int]:
 # --- reading ---------------------------------------------------------------------------------------------
 
 
-def read_raw(path: Path) -> dict[str, object]:
-    """The file's top-level table as plain data, before validation; syntax errors become one-line ConfigErrors."""
+def read_raw(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """The file's top-level table as plain data, before validation; syntax errors become one-line ConfigErrors.
+
+    `environ` (default os.environ) gives a `.py` file its evaluation timeout (`OMNITRON_CONFIG_TIMEOUT`)."""
     readers = {".toml": _read_toml, ".json": _read_json, ".py": _read_python}
     reader = readers.get(path.suffix.lower())
     if reader is None:
@@ -109,7 +110,12 @@ def read_raw(path: Path) -> dict[str, object]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _syntax(path, f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8") from None
-    raw = reader(path, text)
+    try:
+        raw = to_plain(reader(path, text, os.environ if environ is None else environ), keep_other=True)
+    except RecursionError:  # the parser's own recursion, thousands of levels down
+        raise _syntax(path, f"nested too deeply to read (more than {MAX_DEPTH} levels)", "flatten it") from None
+    except NotPlain as exc:
+        raise _syntax(path, f"{format_loc(exc.loc) or 'the top level'}: {exc.message}", "flatten it") from None
     if not isinstance(raw, dict):
         kind = "define `ecosystem = define_ecosystem(...)`" if path.suffix == ".py" else "write an object of sections"
         raise _syntax(path, f"the top level must be a table of sections, got {type(raw).__name__}", kind)
@@ -120,7 +126,7 @@ def _syntax(path: Path, problem: str, fix: str) -> ConfigError:
     return ConfigError(f"{path}: 1 problem", fix, problems=[f"{path}: {problem}"])
 
 
-def _read_toml(path: Path, text: str) -> object:
+def _read_toml(path: Path, text: str, environ: Mapping[str, str]) -> object:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -133,7 +139,7 @@ def _read_toml(path: Path, text: str) -> object:
         ) from None
 
 
-def _read_json(path: Path, text: str) -> object:
+def _read_json(path: Path, text: str, environ: Mapping[str, str]) -> object:
     def unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
         table: dict[str, object] = {}
         for key, value in pairs:
@@ -153,44 +159,18 @@ def _read_json(path: Path, text: str) -> object:
         raise _syntax(path, f"invalid JSON: {exc}", "remove the repeated key") from None
 
 
-def _read_python(path: Path, text: str) -> object:
-    """Runs the file with `define_ecosystem` in its globals and returns its `ecosystem` variable."""
-    try:
-        code = compile(text, str(path), "exec")
-    except SyntaxError as exc:
-        where = f"{path}:{exc.lineno}:{exc.offset}" if exc.lineno else str(path)
-        raise ConfigError(
-            f"{path}: 1 problem", "fix the Python syntax", problems=[f"{where}: invalid Python: {exc.msg}"]
-        ) from None
-    namespace: dict[str, object] = {
-        "__name__": "__omnitron_config__",
-        "__file__": str(path),
-        "__builtins__": builtins,
-        "define_ecosystem": define_ecosystem,
-    }
-    try:
-        exec(code, namespace)
-    except (Exception, SystemExit) as exc:  # the user's code: any failure is a config problem, reported in one line
-        line = _failing_line(exc, str(path))
-        where = f"{path}:{line}" if line else str(path)
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        detail = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-        raise ConfigError(
-            f"{path}: 1 problem", "fix the Python error in the config file", problems=[f"{where}: {detail}"]
-        ) from None
-    if "ecosystem" not in namespace:
-        raise _syntax(path, "no `ecosystem` variable", "end the file with `ecosystem = define_ecosystem(apps=[...])`")
-    return namespace["ecosystem"]
+def _read_python(path: Path, text: str, environ: Mapping[str, str]) -> object:
+    """The file's `ecosystem` variable, evaluated in a child process with a deadline (config/pyconfig.py)."""
+    from omnitron.config import pyconfig
 
-
-def _failing_line(exc: BaseException, filename: str) -> int | None:
-    line = None
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
+    try:
+        timeout_s = pyconfig.timeout_from(environ)
+    except pyconfig.PyConfigFailed as failed:
+        raise _syntax(path, failed.problem, failed.fix) from None
+    try:
+        return pyconfig.evaluate(str(path), timeout_s)
+    except pyconfig.PyConfigFailed as failed:
+        raise ConfigError(f"{path}: 1 problem", failed.fix, problems=[failed.problem]) from None
 
 
 # --- validation ------------------------------------------------------------------------------------------

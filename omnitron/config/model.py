@@ -268,6 +268,9 @@ class AppConfig(_Model):
     @classmethod
     def _list_means_started(cls, value: object) -> object:
         if isinstance(value, list):
+            for item in value:
+                if not isinstance(item, str):
+                    raise ValueError(f"expected app names (strings) in the array, got {type(item).__name__}")
             return dict.fromkeys(value, "started")
         return value
 

@@ -13,6 +13,7 @@ from typing import Final
 import anyio
 import structlog
 
+from omnitron.config.pyconfig import is_evaluating
 from omnitron.runtime.process import is_owned
 
 log = structlog.get_logger()
@@ -94,14 +95,14 @@ def reap_orphans() -> bool:
             return True  # no children at all
         if info is None:
             return True  # nobody has exited
-        if is_owned(info.si_pid):
+        if is_owned(info.si_pid) or is_evaluating(info.si_pid):  # a `.py` config's child has its own waiter
             return False
         _reap(info.si_pid)
 
 
 def sweep_orphans() -> int:
     """Reap every exited child that process.py does not own, looking at each child (the slow, thorough way)."""
-    return sum(_reap(pid) for pid in direct_children() if not is_owned(pid))
+    return sum(_reap(pid) for pid in direct_children() if not (is_owned(pid) or is_evaluating(pid)))
 
 
 def _reap(pid: int) -> int:

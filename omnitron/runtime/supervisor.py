@@ -13,6 +13,7 @@ from anyio.abc import TaskGroup
 from omnitron.config.checks import app_layers
 from omnitron.config.load import LoadedConfig, load_config
 from omnitron.config.model import AppConfig, Ecosystem, LogsConfig
+from omnitron.config.pyconfig import stop_evaluations
 from omnitron.errors import OmnitronError, UsageError
 from omnitron.health.readiness import is_ready
 from omnitron.runtime.dependencies import Dependencies
@@ -354,7 +355,13 @@ class Supervisor:
         changed roll one instance at a time. `[daemon]` stays what the daemon started with (it applies at the
         next start, see docs/lifecycle.md). An invalid file raises ConfigError and touches nothing."""
         self._check_accepting()
-        loaded = load_config(config_path or self.config_path)
+        # Off the event loop: a big file takes a while to validate, and a `.py` one runs in a child with a deadline.
+        try:
+            loaded = await anyio.to_thread.run_sync(load_config, config_path or self.config_path,
+                                                    abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            stop_evaluations()  # a shutdown does not wait for a `.py` config: its child goes, the thread follows
+            raise
         if loaded.ecosystem.daemon != self.ecosystem.daemon:
             log.warning("daemon_settings_unchanged", reason="[daemon] changes take effect when the daemon restarts")
         new = loaded.ecosystem.model_copy(update={"daemon": self.ecosystem.daemon})

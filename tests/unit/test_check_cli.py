@@ -144,3 +144,48 @@ def test_check_warns_about_a_program_it_cannot_find_or_run_and_a_port_that_is_ne
     ]
     platform = check("-c", str(path), env={"PATH": "/usr/bin:/bin", "PORT": "8080"})  # a PaaS sets PORT
     assert "apps[2]" not in platform.stderr
+
+
+def chain_toml(count: int, *, reverse: bool, cycle: bool = False) -> str:
+    """`count` apps, each depending on the next (reverse) or the previous one; `cycle` closes the ring."""
+    apps = []
+    for i in range(count):
+        dep = i + 1 if reverse else i - 1
+        deps = f'depends_on = ["a{dep % count}"]\n' if cycle or 0 <= dep < count else ""
+        apps.append(f'[[apps]]\nname = "a{i}"\ncommand = "true"\nkill_timeout = 0\n{deps}')
+    return "\n".join(apps)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("list.toml", '[[apps]]\nname = "a"\ncommand = "true"\ndepends_on = [[]]\n',
+         "apps[0].depends_on: expected app names (strings) in the array, got list"),
+        ("deep.toml", "x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply to read (more than 32 levels)"),
+        ("deep.json", '{"x": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply to read (more than 32 levels)"),
+        ("nested.toml", '[[apps]]\nname = "a"\ncommand = "true"\nenv = { A = ' + "[" * 40 + "]" * 40 + " }\n",
+         "apps[0].env.A: nested more than 32 levels deep (below this key); flatten it"),
+        ("exit.py", "import os\nos._exit(0)\n",
+         "the file's process exited with code 0 before it defined `ecosystem` (os._exit, a signal, or a crash)"),
+        ("ring.toml", chain_toml(1500, reverse=True, cycle=True),
+         "apps[0].depends_on: dependency cycle " + " -> ".join(f"a{i}" for i in [*range(1500), 0])),
+    ],
+)
+def test_hostile_configs_exit_2_with_a_location(tmp_path: Path, name: str, text: str, expected: str) -> None:
+    # Regression test for the hardening issue, item 14: each exited 1 ("unexpected TypeError/RecursionError")
+    # or, for os._exit(0) in a .py, passed silently.
+    path = tmp_path / name
+    path.write_text(text)
+    result = check("-c", str(path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[1:] == [f"  {path}: {expected}"]
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reverse-order"])
+def test_a_valid_chain_of_1500_apps_is_valid(tmp_path: Path, reverse: bool) -> None:
+    # Regression test for the hardening issue, item 14: the recursive cycle check raised RecursionError.
+    path = tmp_path / "chain.toml"
+    path.write_text('[daemon]\nshutdown_timeout = "1h"\n\n' + chain_toml(1500, reverse=reverse))
+    result = check("-c", str(path))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"{path}: OK (1500 apps, 1500 instances)\n"

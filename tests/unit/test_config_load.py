@@ -450,3 +450,11 @@ def test_a_valid_international_or_per_instance_probe_host_is_accepted(tmp_path: 
                  '[apps.liveness]\ntcp = "h${OMNITRON_INSTANCE}.local:${PORT}"\n')
     app = load_config(path, environ={}).ecosystem.apps[0]
     assert app.health is not None and app.health.http == "http://b\u00fccher.example/"
+
+
+def test_dependency_order_of_a_1500_app_chain(tmp_path: Path) -> None:
+    # Regression test for the hardening issue, item 14: each app depends on the next, so a0 starts last.
+    text = "\n".join(f'[[apps]]\nname = "a{i}"\ncommand = "run"\n'
+                     + (f'depends_on = ["a{i + 1}"]\n' if i < 1499 else "") for i in range(1500))
+    ecosystem = load_config(write(tmp_path, text), environ={}).ecosystem
+    assert dependency_order(ecosystem) == [[f"a{i}"] for i in reversed(range(1500))]
