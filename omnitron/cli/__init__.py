@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "omnitron.cli.history_cmd",
     "omnitron.cli.events_cmd",
     "omnitron.cli.export_cmd",
+    "omnitron.cli.monit_cmd",
 )
 # Which module registers each command, so `omnitron status` imports one module, not all of them.
 COMMAND_OWNERS = {
@@ -41,6 +42,7 @@ COMMAND_OWNERS = {
     "events": "omnitron.cli.events_cmd",
     "wait": "omnitron.cli.events_cmd",
     "export": "omnitron.cli.export_cmd",
+    "monit": "omnitron.cli.monit_cmd",
 }
 
 
