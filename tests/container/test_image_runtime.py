@@ -12,7 +12,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.container.engine import Container, Runner, docker, docker_run, http_status
+from tests.container.engine import LABEL, Container, Runner, docker, docker_run, http_status
 from tests.deploy_files import DEMO_CONFIG, demo_web_app, read_dockerfile
 from tests.helpers import wait_for
 
@@ -188,3 +188,15 @@ def test_an_ignored_signal_forwarded_by_docker_init_changes_nothing(run_containe
     docker("kill", "--signal", "USR1", container.id)
     wait_for(lambda: "log_files_reopened" in log_events(container), timeout=20, describe=lambda: container.logs())
     assert container.is_running() and app_pids(container) == before, container.logs()
+
+
+def test_the_image_has_oci_labels_and_no_pip_or_setuptools(image: str) -> None:
+    labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", image))
+    for key in ("title", "description", "version", "licenses"):
+        assert labels.get(f"org.opencontainers.image.{key}"), f"no org.opencontainers.image.{key} label: {labels}"
+    listing = docker_run(
+        "run", "--rm", "--label", LABEL, "--network", "none", image, "ls", "/opt/omnitron/lib/python3.11/site-packages"
+    )
+    assert listing.returncode == 0, listing.stderr
+    installed = {name.split("-")[0].lower() for name in listing.stdout.split()}
+    assert "omnitron" in installed and not installed & {"pip", "setuptools"}, sorted(installed)
