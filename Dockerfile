@@ -48,8 +48,8 @@ ENV PATH="/opt/omnitron/bin:${PATH}" \
 USER 10001:0
 # A named volume here starts as a copy of the directory above: owner, group 0 and mode included.
 VOLUME ["/var/lib/omnitron"]
-# 9800: /healthz, /readyz, /metrics. 3001-3002: the demo API's two instances.
-EXPOSE 9800 3001 3002
+# 9800: /healthz, /readyz, /metrics. 3001: the demo API's shared socket (both instances accept from it).
+EXPOSE 9800 3001
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["omnitron", "probe", "healthz"]
 STOPSIGNAL SIGTERM
 # omnitron is PID 1: it forwards nothing, it stops every app itself and reaps orphans, so no tini.

@@ -1,5 +1,7 @@
-"""Demo API: a small Starlette app serving /health (readiness), /live (liveness) and / on $PORT (one process per
-instance).
+"""Demo API: a small Starlette app serving /health (readiness), /live (liveness) and /.
+
+Under omnitron with `listen`, every instance serves the one socket omnitron passes as fd 3 (LISTEN_FD);
+run on its own, it binds $PORT itself.
 
 /health is where an app would check what it needs to serve (its database, a cache): failing it takes the
 instance out of /readyz and never restarts it. /live only says the process still answers: failing it gets
@@ -34,8 +36,13 @@ async def hello(request: Request) -> JSONResponse:
 app = Starlette(routes=[Route("/health", health), Route("/live", live), Route("/", hello)])
 
 if __name__ == "__main__":
-    # 0.0.0.0: inside a container the platform's router reaches the app from outside the loopback.
-    host = os.environ.get("HOST", "0.0.0.0")
-    port = int(os.environ.get("PORT", "3001"))
-    print(f"api instance {INSTANCE} listening on {host}:{port}", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    if os.environ.get("LISTEN_PID") == str(os.getpid()) and "LISTEN_FD" in os.environ:
+        # omnitron's shared socket; uvicorn stops accepting on SIGTERM and finishes the requests in flight
+        print(f"api instance {INSTANCE} serving the shared socket on :{os.environ.get('PORT')}", flush=True)
+        uvicorn.run(app, fd=int(os.environ["LISTEN_FD"]), log_level="warning", access_log=False)
+    else:
+        # 0.0.0.0: inside a container the platform's router reaches the app from outside the loopback.
+        host = os.environ.get("HOST", "0.0.0.0")
+        port = int(os.environ.get("PORT", "3001"))
+        print(f"api instance {INSTANCE} listening on {host}:{port}", flush=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

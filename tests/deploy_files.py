@@ -133,15 +133,25 @@ class WebApp:
     port: int
     instances: int
     health_path: str
+    is_shared: bool = False  # `listen`: every instance serves `port`
+
+    @property
+    def ports(self) -> set[int]:
+        """What the platform may route to: the shared port, or one per instance."""
+        return {self.port} if self.is_shared else set(range(self.port, self.port + self.instances))
 
 
 def demo_web_app() -> WebApp:
-    """The first app of the demo config with a `port`, its instance count and its HTTP probe's path."""
+    """The first app of the demo config with `listen` (its shared port) or a `port`, its instance count and its
+    HTTP probe's path; with `listen`, PORT unset (the template's own PORT is checked against it)."""
+    from omnitron.config.addresses import parse_address
     from omnitron.config.load import load_config
 
     assert DEMO_CONFIG.is_file(), f"the demo config {DEMO_CONFIG} is missing"
     ecosystem = load_config(DEMO_CONFIG, environ={}).ecosystem
-    app = next((a for a in ecosystem.apps if a.port is not None), None)
-    assert app is not None and app.port is not None, f"{DEMO_CONFIG}: no app has a `port`"
+    app = next((a for a in ecosystem.apps if a.listen or a.port is not None), None)
+    assert app is not None, f"{DEMO_CONFIG}: no app has `listen` or a `port`"
     assert app.health is not None and app.health.http, f"{DEMO_CONFIG}: app {app.name} has no http probe"
-    return WebApp(app.name, app.port, app.instances, urlsplit(app.health.http).path or "/")
+    port = parse_address(app.listen[0]).port if app.listen else app.port
+    assert port is not None
+    return WebApp(app.name, port, app.instances, urlsplit(app.health.http).path or "/", is_shared=bool(app.listen))

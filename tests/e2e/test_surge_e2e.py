@@ -83,6 +83,7 @@ def test_restart_and_reload_under_load_refuse_no_connection(run_daemon: RunDaemo
         daemon.ok("restart", "web")
         after_restart = pids(daemon)
         assert not first & after_restart, f"every instance has a new process: {first} -> {after_restart}"
+        assert not any(Path(f"/proc/{pid}").exists() for pid in first), "restart returned once the old ones were gone"
         hammer.wait_requests(20)
         config.write_text(config.read_text().replace('V = "1"', 'V = "2"'))
         daemon.ok("reload")

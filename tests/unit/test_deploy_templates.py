@@ -115,8 +115,7 @@ def _user_name(dockerfile: Dockerfile) -> str:
 
 def test_image_exposes_the_health_port_and_probes_healthz(dockerfile: Dockerfile, web: WebApp) -> None:
     exposed = {int(p.split("/")[0]) for i in dockerfile.all("EXPOSE") for p in i.args.split()}
-    app_ports = set(range(web.port, web.port + web.instances))
-    assert {DAEMON.health_port} | app_ports <= exposed
+    assert {DAEMON.health_port} | web.ports <= exposed
     healthcheck = dockerfile.last("HEALTHCHECK")
     assert healthcheck is not None
     probe = healthcheck.exec_form()
@@ -390,3 +389,8 @@ def test_compose_migrates_first_and_wires_postgres_and_redis(compose: dict[str, 
     env = services["omnitron"]["environment"]
     assert env["DATABASE_URL"].startswith("postgresql://") and "@postgres:" in env["DATABASE_URL"]
     assert env["REDIS_URL"].startswith("redis://redis:")
+
+
+def test_every_demo_api_instance_serves_the_one_port_the_templates_route_to(web: WebApp) -> None:
+    """Issue 14: a platform routes to one port, so the demo API's instances share it (`listen`)."""
+    assert web.is_shared and web.instances >= 2 and web.ports == {web.port}
