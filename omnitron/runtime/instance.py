@@ -391,9 +391,11 @@ class Instance:
                 from omnitron.health.monitor import watch_probe
 
                 if self.app.health is not None:
-                    watchers.start_soon(watch_probe, self.app.health, self.spec, self._on_readiness_verdict)
+                    watchers.start_soon(watch_probe, self.app.health, self.spec, self._on_readiness_verdict,
+                                        child.pid)
                 if self.app.liveness is not None:
-                    watchers.start_soon(watch_probe, self.app.liveness, self.spec, self._on_liveness_verdict)
+                    watchers.start_soon(watch_probe, self.app.liveness, self.spec, self._on_liveness_verdict,
+                                        child.pid)
         if stopping is not None and stopping.goal == "restart" and child.is_alive and self.app.listen:
             return stopping  # surge: _supervise hands the live child over; it is stopped once replaced
         if stopping is not None and child.is_alive:

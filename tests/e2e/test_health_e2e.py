@@ -262,3 +262,46 @@ def test_metrics_parse_and_describe_every_instance(run_daemon: RunDaemon, tmp_pa
         assert samples[("omnitron_instance_healthy", labels)] == 1
         assert samples[("omnitron_instance_memory_rss_bytes", labels)] > 0
     assert any(name == "omnitron_build_info" for name, _ in samples)
+
+
+def test_a_port_held_by_another_process_does_not_make_the_instance_healthy(run_daemon: RunDaemon) -> None:
+    """Regression test for #20 item 10: a tcp probe reported an instance healthy while it crash-looped on
+    "address already in use", because another process held the port. A pass counts only when the instance's
+    own process (or a descendant) listens on the port."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as foreign:  # this test process holds the port
+        port = foreign.getsockname()[1]
+        daemon = run_daemon(f"""
+            [[apps]]
+            name = "crashing"
+            command = {app_argv("http_app.py")}
+            port = {port}
+            min_uptime = "5s"
+            backoff = {{ initial = "50ms", max = "50ms", factor = 1.0 }}
+            max_restarts = 1000
+            [apps.health]
+            tcp = "127.0.0.1:${{PORT}}"
+            interval = "50ms"
+            failure_threshold = 1
+
+            [[apps]]
+            name = "idle"
+            command = {app_argv("ready.py")}
+            port = {port}
+            min_uptime = "100ms"
+            [apps.health]
+            tcp = "127.0.0.1:${{PORT}}"
+            interval = "50ms"
+            failure_threshold = 1
+        """)
+
+        def idle_reason() -> str | None:
+            status, body = daemon.http("/readyz")
+            reasons = {i["app"]: i["reason"] for i in json.loads(body)["not_ready"]} if status == 503 else {}
+            return reasons.get("idle") if "another process holds the port" in reasons.get("idle", "") else None
+
+        assert f"port {port} answers, but no process of this instance listens on it" in wait_for(
+            idle_reason, describe=daemon.describe)
+        wait_for(lambda: daemon.instances("crashing")[0]["restarts"] >= 3, describe=daemon.describe)
+        assert not [e for e in daemon.events("health_changed") if e["healthy"]], "a foreign port made it healthy"
