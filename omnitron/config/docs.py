@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from omnitron.config.hooks import HookConfig
 from omnitron.config.model import (
     AppConfig,
     BackoffConfig,
@@ -62,6 +63,12 @@ SECTIONS: tuple[tuple[str, type[BaseModel], str], ...] = (
         "The queue-depth signal: exactly one of `exec` and `http`, and `per_instance`.",
     ),
     ("[infra]", InfraConfig, "Used only by `omnitron infra migrate`."),
+    (
+        "[[hooks]]",
+        HookConfig,
+        "Notifications: each table delivers the event kinds in `on` by running `exec` or POSTing to `webhook` "
+        "(exactly one), from a bounded queue off the supervision path. See docs/events.md.",
+    ),
 )
 
 # Types whose Python spelling says little to someone writing TOML.
@@ -73,6 +80,8 @@ TYPE_OVERRIDES: dict[tuple[type[BaseModel], str], str] = {
     (HealthConfig, "exec"): "string or array of strings",
     (QueueSignalConfig, "exec"): "string or array of strings",
     (InfraConfig, "migrate"): "string, or array of strings or arrays",
+    (HookConfig, "exec"): "string or array of strings",
+    (HookConfig, "on"): "array of event kinds",
 }
 
 # Keys whose value is a table documented in its own section.

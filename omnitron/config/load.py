@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from omnitron.config.checks import Loc, Problem, check_apps, check_dashboard, check_listen, dependency_order
 from omnitron.config.model import AppConfig, DaemonConfig, Ecosystem, InfraConfig
 from omnitron.config.plain import MAX_DEPTH, NotPlain, format_loc, to_plain
-from omnitron.config.resolve import resolve_app, resolve_infra
+from omnitron.config.resolve import resolve_app, resolve_hooks, resolve_infra
 from omnitron.config.settings import env_name, settings_from_environment
 from omnitron.errors import ConfigError
 
@@ -185,9 +185,12 @@ def _validate(raw: dict[str, object], base: Path, environ: Mapping[str, str]) ->
     infra = _validate_part(InfraConfig, raw.get("infra", {}), ("infra",), problems)
     if infra is not None:
         infra = resolve_infra(infra, environ, problems)
-    if problems or daemon is None or apps is None or infra is None:
+    raw_apps = raw.get("apps", [])
+    names = [str(a.get("name")) for a in raw_apps if isinstance(a, dict)] if isinstance(raw_apps, list) else []
+    hooks = resolve_hooks(raw.get("hooks", []), names, environ, problems)
+    if problems or daemon is None or apps is None or infra is None or hooks is None:
         return None, problems
-    return Ecosystem(daemon=daemon, apps=apps, infra=infra), problems
+    return Ecosystem(daemon=daemon, apps=apps, infra=infra, hooks=hooks), problems
 
 
 def _validate_daemon(table: object, environ: Mapping[str, str], problems: list[Problem]) -> DaemonConfig | None:

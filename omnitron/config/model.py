@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from omnitron.config.hooks import HookConfig
 from omnitron.config.units import ByteSize, Duration
 
 APP_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -372,6 +373,7 @@ class Ecosystem(_Model):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig, description="the daemon itself")
     apps: list[AppConfig] = Field(default_factory=list, description="the programs to supervise")
     infra: InfraConfig = Field(default_factory=InfraConfig, description="release commands")
+    hooks: list[HookConfig] = Field(default_factory=list, description="notifications: events run a command or POST")
 
     def app(self, name: str) -> AppConfig | None:
         return next((a for a in self.apps if a.name == name), None)

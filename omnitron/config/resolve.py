@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from omnitron.config.addresses import parse_address
 from omnitron.config.checks import Loc, Problem
+from omnitron.config.hooks import HookConfig
 from omnitron.config.interpolate import PER_INSTANCE, InterpolationError, interpolate
 from omnitron.config.model import AppConfig, HealthConfig, InfraConfig
 
@@ -147,3 +148,37 @@ def resolve_infra(infra: InfraConfig, environ: Mapping[str, str], problems: list
 
 def _absolute(value: str, base: Path) -> str:
     return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+
+
+def resolve_hooks(items: object, app_names: list[str], environ: Mapping[str, str],
+                  problems: list[Problem]) -> list[HookConfig] | None:
+    """Validate each `[[hooks]]` table, interpolate `${VAR}` in `exec` and `webhook`, and check that the URL
+    is http(s) and each app in `apps` exists; None when any is invalid (the problems say why)."""
+    from omnitron.config.load import _validate_part
+
+    if not isinstance(items, list):
+        problems.append(Problem(("hooks",), f"expected an array of hook tables, got {type(items).__name__}"))
+        return None
+    hooks: list[HookConfig] = []
+    for index, item in enumerate(items):
+        at: Loc = ("hooks", index)
+        hook = _validate_part(HookConfig, item, at, problems)
+        if hook is None:
+            continue
+        update: dict[str, object] = {}
+        try:
+            if hook.exec is not None:
+                update["exec"] = [interpolate(arg, environ) for arg in hook.exec]
+            if hook.webhook is not None:
+                update["webhook"] = url = interpolate(hook.webhook, environ)
+                parts = urlsplit(url)
+                if parts.scheme not in ("http", "https") or not parts.hostname:
+                    problems.append(Problem((*at, "webhook"), "expected an http:// or https:// URL (is its variable "
+                                            "set?); the value is not shown, it may hold a token"))
+        except InterpolationError as exc:
+            problems.append(Problem(at, str(exc)))
+        for name in hook.apps or []:
+            if name not in app_names:
+                problems.append(Problem((*at, "apps"), f"unknown app {name!r}; apps: {', '.join(app_names) or 'none'}"))
+        hooks.append(hook.model_copy(update=update))
+    return hooks if len(hooks) == len(items) else None

@@ -99,6 +99,24 @@ def _scaling_lines(instances: list[InstanceSnapshot]) -> Iterator[str]:
         yield f'omnitron_app_instances{{app="{_escape(app)}"}} {_number(count)}\n'
 
 
+RESTART_REASONS = ("crash", "liveness", "memory", "operator", "reload", "watch", "scaling")
+
+
+def _event_lines(snap: DaemonSnapshot) -> Iterator[str]:
+    """Restarts by reason per instance (every reason present, 0 until it happens), events by kind, hook failures."""
+    yield _header("omnitron_restarts_total", "counter", "Restarts of the instance since the daemon started, by reason")
+    for inst in snap.instances:
+        label = f'app="{_escape(inst.name)}",instance="{inst.instance}"'
+        for reason, count in {**dict.fromkeys(RESTART_REASONS, 0), **inst.restart_reasons}.items():
+            yield f'omnitron_restarts_total{{{label},reason="{_escape(reason)}"}} {_number(count)}\n'
+    yield _header("omnitron_events_total", "counter", "Lifecycle events emitted since the daemon started, by kind")
+    for kind, count in sorted(snap.event_counts.items()):
+        yield f'omnitron_events_total{{kind="{_escape(kind)}"}} {_number(count)}\n'
+    yield _header("omnitron_hook_failures_total", "counter",
+                  "Hook deliveries that failed after their retries, and events dropped because a hook's queue was full")
+    yield f"omnitron_hook_failures_total {_number(snap.hook_failures)}\n"
+
+
 def _socket_lines(snap: DaemonSnapshot) -> Iterator[str]:
     """Per `listen` socket: 1 while the daemon holds it, and the connections waiting in its accept queue."""
     yield _header("omnitron_listen_info", "gauge", "1 for each shared socket the daemon holds for an app (listen)")
@@ -117,5 +135,5 @@ def render(snapshot: DaemonSnapshot) -> tuple[bytes, str]:
     own = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=own)  # the daemon's own process_* series (CPU, memory, open fds)
     text = "".join([*_daemon_lines(snapshot), *_instance_lines(snapshot.instances),
-                    *_scaling_lines(snapshot.instances), *_socket_lines(snapshot)])
+                    *_scaling_lines(snapshot.instances), *_event_lines(snapshot), *_socket_lines(snapshot)])
     return text.encode("utf-8") + generate_latest(own), CONTENT_TYPE_PLAIN_0_0_4

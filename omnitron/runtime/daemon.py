@@ -42,9 +42,11 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from omnitron.http.server import EmbeddedServer
+    from omnitron.runtime.hooks import HookRunner
 
 log = structlog.get_logger()
 _HTTP_START_DELAY_BOUND_S = 1.0
+_HOOK_DRAIN_BOUND_S = 5.0  # at shutdown, for the hooks to deliver daemon_stop and what is queued
 
 
 class Daemon:
@@ -61,6 +63,8 @@ class Daemon:
         self._is_exit_code_decided = False
         self._supervisor: Supervisor | None = None
         self._is_stop_emitted = False
+        self._events: EventRecorder | None = None
+        self._hooks: HookRunner | None = None
         self.marker = RunMarker()
         self._secrets_key = ""
         self.listen_sockets = ListenSockets()
@@ -87,6 +91,8 @@ class Daemon:
             config=str(self._supervisor.config_path if self._supervisor else self.loaded.path),
             shutting_down=self.shutting_down, health_port=self.health_port, instances=instances,
             sockets=[SocketSnapshot(app, address, queued) for app, address, queued in self.listen_sockets.snapshot()],
+            event_counts=dict(self._events.counts) if self._events else {},
+            hook_failures=self._hooks.failures if self._hooks else 0,
         )
 
     def request_shutdown(self, exit_code: int = 0) -> None:
@@ -124,7 +130,8 @@ class Daemon:
                 remove_control_socket(self.home.socket)
                 raise
             is_reaper = become_subreaper()
-            events = EventRecorder(History(self.home.history_db, batched=True))
+            events = self._events = EventRecorder(History(self.home.history_db, batched=True))
+            self._hooks = self._start_hooks(events)
             router = OutputRouter(self.home, fmt=resolve_format(settings.log_format, writer.isatty()),
                                   writer=writer, default_logs=settings.logs,
                                   app_names=[a.name for a in self.loaded.ecosystem.apps])
@@ -154,6 +161,20 @@ class Daemon:
             self.listen_sockets.close()
             lock.release()
             writer.close()
+
+    def _start_hooks(self, events: EventRecorder) -> HookRunner | None:
+        """The `[[hooks]]` runner, listening to every event from the first (its task starts with the rest)."""
+        hooks = self.loaded.ecosystem.hooks
+        if not hooks:
+            return None
+        from omnitron.output.recent import recent_lines
+        from omnitron.runtime.hooks import HookRunner
+
+        home = self.home
+        runner = HookRunner(hooks, cwd=str(self.loaded.path.parent),
+                            recent=lambda app, index, count: recent_lines(home.instance_log(app, index), count))
+        events.add_listener(runner.on_event)
+        return runner
 
     def _emit_daemon_stop(self, events: EventRecorder) -> None:
         """Once: before the control server stops (so `events -f` sees it), or as the daemon unwinds."""
@@ -209,6 +230,8 @@ class Daemon:
             self.supervisor.add_listener(exit_rule.on_change)
             tg.start_soon(state.run)
             tg.start_soon(events.flush_forever)
+            if self._hooks is not None:
+                tg.start_soon(self._hooks.run)
             tg.start_soon(reaper.run)
             state.write_now()
             if not self.shutting_down:  # a SIGTERM during start-up (docker stop) starts nothing
@@ -226,6 +249,8 @@ class Daemon:
                     and not self._is_exit_code_decided:
                 self.exit_code = 1
             self._emit_daemon_stop(events)
+            if self._hooks is not None:
+                await self._hooks.finish(_HOOK_DRAIN_BOUND_S)  # daemon_stop and what else is queued
             for server in servers:
                 server.stop()
             tg.cancel_scope.cancel()

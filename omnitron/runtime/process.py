@@ -55,6 +55,7 @@ class LaunchSpec:
     cwd: str
     port: int | None = None  # the instance's PORT, if the app has one
     listen_fds: tuple[int, ...] = ()  # the app's listening sockets: the child gets them as fd 3, 4, …
+    stdin: int | None = None  # an open fd to read stdin from (an exec hook's event); default /dev/null
 
 
 class FdReceiveStream(ByteReceiveStream):
@@ -239,7 +240,7 @@ def spawn(spec: LaunchSpec) -> ChildProcess:
     with children_mask():
         popen = subprocess.Popen(
             _argv_for(spec),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if spec.stdin is None else spec.stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=dict(spec.env),

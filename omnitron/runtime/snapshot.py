@@ -137,6 +137,8 @@ class DaemonSnapshot:
     health_port: int | None
     instances: list[InstanceSnapshot] = field(default_factory=list)
     sockets: list[SocketSnapshot] = field(default_factory=list)
+    event_counts: Mapping[str, int] = field(default_factory=dict)  # events emitted since start, by kind
+    hook_failures: int = 0  # hook deliveries that failed for good, and events dropped from a full hook queue
 
     def status_json(self) -> dict[str, Any]:
         """The document of `omnitron status --json` (contract section 4)."""

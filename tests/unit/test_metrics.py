@@ -116,3 +116,22 @@ def test_renders_are_independent() -> None:
     second = scrape(replace(DAEMON, instances=[WORKER]))
     assert len(values(first["omnitron_instance_up"])) == 3
     assert values(second["omnitron_instance_up"]) == {("worker", "0"): 1}
+
+
+def test_restarts_by_reason_events_by_kind_and_hook_failures() -> None:
+    snap = replace(DAEMON, instances=[replace(API0, restarts=3, restart_reasons={"crash": 2, "operator": 1}), WORKER],
+                   event_counts={"start": 4, "exit": 3, "fatal": 1}, hook_failures=2)
+    body, _ = render(snap)
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    assert families["omnitron_restarts"].type == "counter"
+    by_reason = {(s.labels["app"], s.labels["instance"], s.labels["reason"]): s.value
+                 for s in families["omnitron_restarts"].samples if s.name == "omnitron_restarts_total"}
+    assert by_reason[("api", "0", "crash")] == 2 and by_reason[("api", "0", "operator")] == 1
+    assert by_reason[("api", "0", "liveness")] == 0 and by_reason[("worker", "0", "scaling")] == 0
+    assert {r for (_a, _i, r) in by_reason} == {"crash", "liveness", "memory", "operator", "reload", "watch",
+                                                "scaling"}
+    events = {s.labels["kind"]: s.value for s in families["omnitron_events"].samples
+              if s.name == "omnitron_events_total"}
+    assert events == {"start": 4, "exit": 3, "fatal": 1}
+    (failures,) = [s for s in families["omnitron_hook_failures"].samples if s.name == "omnitron_hook_failures_total"]
+    assert failures.value == 2
