@@ -15,6 +15,8 @@ import anyio
 import uvicorn
 from starlette.types import ASGIApp
 
+from omnitron.http.guard import ListenerLimits, guarded_protocol
+
 
 class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
@@ -31,7 +33,7 @@ class EmbeddedServer:
     on an event: no wake-ups while nobody calls.
     """
 
-    def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
+    def __init__(self, app: ASGIApp, sock: socket.socket, limits: ListenerLimits) -> None:
         self.sock = sock
         self._config = uvicorn.Config(
             app,
@@ -39,7 +41,7 @@ class EmbeddedServer:
             lifespan="off",
             access_log=False,
             loop="none",
-            http="h11",
+            http=guarded_protocol(limits),  # h11, with bounds on connections, head time and descriptors
             timeout_graceful_shutdown=1,
             date_header=False,  # kept fresh only by the main loop we do not run
             server_header=False,

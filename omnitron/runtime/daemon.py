@@ -3,6 +3,7 @@ shuts down, and picks the exit code. Wiring only: each behaviour lives with its 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -31,6 +32,7 @@ from omnitron.runtime.events import EventRecorder, daemon_event
 from omnitron.runtime.exit_rule import ExitRule
 from omnitron.runtime.launch import Launcher
 from omnitron.runtime.listeners import ListenSockets
+from omnitron.runtime.openfiles import raise_open_files_limit
 from omnitron.runtime.reaper import OrphanReaper, become_subreaper
 from omnitron.runtime.recovery import stop_survivors
 from omnitron.runtime.runmarker import RunMarker
@@ -118,6 +120,7 @@ class Daemon:
         writer.start()
         try:
             configure_logging(level=settings.log_level, fmt=settings.log_format, writer=writer)
+            files_before, files_now = raise_open_files_limit()
             survivors = await stop_survivors(read_state(self.home.state_file),
                                              {a.name: a.kill_timeout for a in self.loaded.ecosystem.apps})
             self.listen_sockets.bind((a.name, a.listen) for a in self.loaded.ecosystem.apps)
@@ -143,7 +146,8 @@ class Daemon:
             self._started_mono = anyio.current_time()
             log.info("daemon_started", pid=os.getpid(), version=__version__, home=str(self.home.root),
                      config=str(self.loaded.path), health_port=self.health_port, survivors_stopped=survivors,
-                     subreaper=is_reaper)
+                     subreaper=is_reaper, open_files_limit=files_now,
+                     **({"open_files_limit_was": files_before} if files_before != files_now else {}))
             events.emit(daemon_event("daemon_start", pid=os.getpid()))
             for line in config_warnings(self.loaded.ecosystem.apps, os.environ):
                 log.warning("config_warning", config=str(self.loaded.path), warning=line.removeprefix("warning: "))
@@ -269,9 +273,13 @@ class Daemon:
                                       lambda: self.shutting_down, self.usage.fresh)
         control_app = build_control_app(self.supervisor, self.snapshot, self.request_shutdown, self.usage.fresh,
                                         events=events)
-        servers = [EmbeddedServer(health_app, health_sock), EmbeddedServer(control_app, control_sock)]
+        from omnitron.http.guard import CONTROL_LIMITS, DASHBOARD_LIMITS, HEALTH_LIMITS, AcceptErrorLog, BodyLimit
+
+        asyncio.get_running_loop().set_exception_handler(AcceptErrorLog())  # EMFILE on accept: not 1 line a second
+        servers = [EmbeddedServer(health_app, health_sock, HEALTH_LIMITS),
+                   EmbeddedServer(BodyLimit(control_app), control_sock, CONTROL_LIMITS)]
         if self._dashboard_sock is not None:
-            servers.append(EmbeddedServer(self._dashboard_app(events), self._dashboard_sock))
+            servers.append(EmbeddedServer(self._dashboard_app(events), self._dashboard_sock, DASHBOARD_LIMITS))
         async with anyio.create_task_group() as tg:
             for server in servers:
                 tg.start_soon(server.serve)

@@ -14,6 +14,7 @@ from omnitron.cli.client import ControlClient, HTTPResponse, exchange, http_get,
 from omnitron.errors import ConfigError, DaemonNotAnswering, DaemonNotRunning, ExitCode, OmnitronError, UsageError
 from omnitron.home.paths import Home
 from omnitron.http.control_app import build_control_app
+from omnitron.http.guard import CONTROL_LIMITS, BodyLimit
 from omnitron.http.server import EmbeddedServer
 from omnitron.http.sockets import bind_control_socket
 from tests.unit.canned_http import Request, json_response, tcp_server, unix_server
@@ -230,7 +231,7 @@ async def test_round_trip_through_the_real_control_server(omni_home: Home) -> No
     """The client against build_control_app served by uvicorn on the socket bind_control_socket made."""
     daemon = CannedDaemon()
     app = build_control_app(daemon, daemon.snapshot, daemon.request_shutdown)
-    server = EmbeddedServer(app, bind_control_socket(omni_home.socket))
+    server = EmbeddedServer(BodyLimit(app), bind_control_socket(omni_home.socket), CONTROL_LIMITS)
     client = ControlClient(omni_home)
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
