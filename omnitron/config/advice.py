@@ -28,6 +28,15 @@ def config_warnings(apps: Sequence[AppConfig], environ: Mapping[str, str]) -> li
     return lines
 
 
+def log_config_warnings(path: str, apps: Sequence[AppConfig], environ: Mapping[str, str]) -> None:
+    """The same lines as structured `config_warning` log lines: the daemon's, at start and at each reload."""
+    import structlog
+
+    log = structlog.get_logger()
+    for line in config_warnings(apps, environ):
+        log.warning("config_warning", config=path, warning=line.removeprefix("warning: "))
+
+
 def _program_warning(app: AppConfig, environ: Mapping[str, str]) -> str | None:
     if app.command is None or not app.command:
         return None  # `bootstrap` runs the daemon's own Python
@@ -40,7 +49,7 @@ def _program_warning(app: AppConfig, environ: Mapping[str, str]) -> str | None:
 
 
 def _uses_port_without_one(app: AppConfig, environ: Mapping[str, str]) -> bool:
-    if app.port is not None or getattr(app, "listen", None) or environ.get("PORT"):
+    if app.port is not None or app.listen or environ.get("PORT"):
         return False
     texts = list(app.command or [])
     for probe in (app.health, app.liveness):

@@ -30,7 +30,10 @@ class MissingVariable(InterpolationError):
     def __init__(self, name: str, message: str) -> None:
         self.name = name
         detail = message.strip() or "required"
-        super().__init__(f"${{{name}}} is not set: {detail} (set {name} in the daemon's environment)")
+        fix = f"set {name} in the daemon's environment"
+        if name == "PORT":
+            fix = f"give the app a `port`, or {fix}"
+        super().__init__(f"${{{name}}} is not set: {detail} ({fix})")
 
 
 def interpolate(text: str, mapping: Mapping[str, str], *, keep: frozenset[str] = frozenset()) -> str:

@@ -16,7 +16,7 @@ import structlog
 from anyio.abc import TaskStatus
 
 from omnitron import __version__
-from omnitron.config.advice import config_warnings
+from omnitron.config.advice import log_config_warnings
 from omnitron.config.load import LoadedConfig, load_config
 from omnitron.errors import ConfigError, OmnitronError
 from omnitron.home.history import History
@@ -149,8 +149,7 @@ class Daemon:
                      subreaper=is_reaper, open_files_limit=files_now,
                      **({"open_files_limit_was": files_before} if files_before != files_now else {}))
             events.emit(daemon_event("daemon_start", pid=os.getpid()))
-            for line in config_warnings(self.loaded.ecosystem.apps, os.environ):
-                log.warning("config_warning", config=str(self.loaded.path), warning=line.removeprefix("warning: "))
+            log_config_warnings(str(self.loaded.path), self.loaded.ecosystem.apps, os.environ)
             try:
                 await self._serve(events, router, state, health_sock, control_sock)
             finally:

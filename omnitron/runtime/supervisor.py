@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -10,6 +11,7 @@ import anyio
 import structlog
 from anyio.abc import TaskGroup
 
+from omnitron.config.advice import log_config_warnings
 from omnitron.config.checks import app_layers
 from omnitron.config.load import LoadedConfig, load_config
 from omnitron.config.model import AppConfig, Ecosystem, LogsConfig
@@ -362,6 +364,7 @@ class Supervisor:
         except anyio.get_cancelled_exc_class():
             stop_evaluations()  # a shutdown does not wait for a `.py` config: its child goes, the thread follows
             raise
+        log_config_warnings(str(loaded.path), loaded.ecosystem.apps, os.environ)
         if loaded.ecosystem.daemon != self.ecosystem.daemon:
             log.warning("daemon_settings_unchanged", reason="[daemon] changes take effect when the daemon restarts")
         new = loaded.ecosystem.model_copy(update={"daemon": self.ecosystem.daemon})

@@ -357,6 +357,11 @@ def test_up_warns_about_a_command_that_cannot_run_and_starts_anyway(
     (event,) = daemon.events("config_warning")
     assert event["warning"].startswith("apps[0] (web): command gunicron: not found in PATH /usr/bin:/bin")
     assert event["level"] == "warning"
+    write_config(tmp_path, '[[apps]]\nname = "web"\ncommand = "gunicorm app:wsgi"\n', name="next.toml")
+    reload = daemon.cli("reload", "-c", str(tmp_path / "next.toml"))  # applied; the new command cannot spawn
+    assert reload.returncode == 1 and "spawn failed: gunicorm: not found in PATH /usr/bin:/bin" in reload.stderr
+    assert [e["warning"].split(":")[0] for e in daemon.events("config_warning")] == ["apps[0] (web)"] * 2
+    assert "gunicorm" in daemon.events("config_warning")[1]["warning"]
 
 
 def test_twenty_concurrent_restarts_all_return_0_and_leave_one_process_per_instance(run_daemon: RunDaemon) -> None:

@@ -497,3 +497,27 @@ async def test_starting_goes_to_starting_when_a_surge_restart_comes_before_min_u
         # STOPPED once both are gone: the stop took the old process along
         assert recorder.is_gone(old) and instance.outgoing is None
         assert sorted(recorder.kinds()) == sorted(["start", "restart", "start", "exit", "exit", "stop"])
+
+
+async def test_a_required_port_that_the_instance_lacks_is_a_spawn_failure_naming_it(
+        recorder: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`${PORT:?message}` in `command` is kept for the instance; with no `port` (and no PORT around) the start
+    fails with the message, not with an empty argument and a crash loop (issue #20 item 4)."""
+    from omnitron.config.checks import Problem
+    from omnitron.config.resolve import resolve_app
+    from omnitron.home.paths import Home
+    from omnitron.runtime.launch import Launcher
+
+    monkeypatch.delenv("PORT", raising=False)
+    problems: list[Problem] = []
+    app = resolve_app(0, app_config(tmp_path, ["true", "--port", "${PORT:?set port}"]), tmp_path, {}, problems)
+    assert app.command == ["true", "--port", "${PORT:?set port}"] and not problems
+    services = replace(recorder.services(), launch=Launcher(Home(str(tmp_path / "home"))))
+    instance = Instance(app, 0, services)
+    async with anyio.create_task_group() as tg:
+        await tg.start(instance.run)
+        instance.request_start()
+        await recorder.until_state(S.FATAL)
+        instance.retire()
+    assert instance.reason == ("cannot build the command: ${PORT} is not set: set port (give the app a `port`, or "
+                               "set PORT in the daemon's environment) (check `command`)")
