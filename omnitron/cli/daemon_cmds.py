@@ -9,7 +9,14 @@ import time
 
 from omnitron.errors import DaemonNotAnswering, DaemonNotRunning, ExitCode, OmnitronError
 
-_UP_TIMEOUT_S = 30.0
+TYPE_CHECKING = False  # typing itself is not imported: the CLI starts fast (as in home/pidlock.py)
+if TYPE_CHECKING:
+    import subprocess
+
+    from omnitron.home.paths import Home
+
+_UP_TIMEOUT_S = 30.0  # how long `up` waits for the daemon it started to answer (docs/cli.md)
+_PING_S = 2.0  # one ping's bound; a daemon busy starting hundreds of instances is pinged again until the deadline
 _POLL_S = 0.02
 
 
@@ -34,11 +41,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _up_detached(config: str | None) -> int:
     """Validate, start `up --foreground` in its own session, return once its control socket answers."""
-    from omnitron.cli.client import ControlClient
     from omnitron.config.load import load_config
     from omnitron.home.paths import Home
     from omnitron.home.pidlock import is_locked, read_pid
-    from omnitron.home.root import ClientHome
 
     loaded = load_config(config)  # a bad config is exit 2 here, before anything is started
     from omnitron.config.advice import config_warnings
@@ -72,22 +77,57 @@ def _up_detached(config: str | None) -> int:
         )
     finally:
         os.close(log_fd)
-    client = ControlClient(ClientHome(home))
+    return _await_daemon(proc, home, start_offset)
+
+
+def _await_daemon(proc: subprocess.Popen[bytes], home: Home, start_offset: int) -> int:
+    """Until the daemon we started answers as itself, or the deadline passes.
+
+    Answers from another daemon do not count: when several `up`s race on one home, only the daemon that
+    holds its PID lock serves it, and every `up` reports that one (exit 0 only for the `up` that started it).
+    Any failure to get an answer (not bound yet, busy spawning hundreds of instances) is retried until then.
+    """
+    from omnitron.cli.client import ControlClient
+    from omnitron.home.root import ClientHome
+
+    client = ControlClient(ClientHome(home), answer_timeout_s=_PING_S)
     deadline = time.monotonic() + _UP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            reason = _last_error_line(log_path, start_offset)
-            raise OmnitronError(f"the daemon exited with code {proc.returncode}: {reason}", f"see {log_path}")
+    last_error = "it has not answered yet"
+    while True:
+        answered: int | None = None
         try:
-            client.request("GET", "/v1/ping", timeout=1.0)
-        except DaemonNotRunning:
-            time.sleep(_POLL_S)
-            continue
-        except DaemonNotAnswering:
-            continue  # bound, not yet serving (the HTTP stack loads once the first apps are spawned)
-        sys.stdout.write(f"omnitron daemon started (PID {proc.pid}, home {home.root}, log {log_path})\n")
-        return ExitCode.OK
-    raise OmnitronError(f"the daemon did not answer within {_UP_TIMEOUT_S:g}s", f"see {log_path}")
+            answered = int(client.call("GET", "/v1/ping")["pid"])
+        except (DaemonNotRunning, DaemonNotAnswering):
+            pass
+        except (OmnitronError, KeyError, TypeError, ValueError) as error:
+            last_error = error.one_line() if isinstance(error, OmnitronError) else "its ping had no PID"
+        if answered == proc.pid:
+            sys.stdout.write(f"omnitron daemon started (PID {proc.pid}, home {home.root}, log {home.daemon_log})\n")
+            return ExitCode.OK
+        if proc.poll() is not None:
+            raise _exited(proc, home, start_offset, answered)
+        if time.monotonic() >= deadline:
+            raise OmnitronError(
+                f"the daemon (PID {proc.pid}) did not answer within {_UP_TIMEOUT_S:g}s ({last_error}); it may "
+                "still be starting",
+                f"check `omnitron status` in a moment, and its log {home.daemon_log}",
+            )
+        time.sleep(_POLL_S)
+
+
+def _exited(proc: subprocess.Popen[bytes], home: Home, start_offset: int, answered: int | None) -> OmnitronError:
+    """Why the daemon we started is gone: another daemon holds the home (a concurrent `up`), or its last error."""
+    from omnitron.home.pidlock import is_locked, read_pid
+
+    holder = answered if answered is not None else (read_pid(home.pidfile) if is_locked(home.pidfile) else None)
+    if holder is not None and holder != proc.pid:
+        return OmnitronError(
+            f"an omnitron daemon (PID {holder}) is already running for home {home.root} (started by another "
+            "`up` at the same time); this one started none",
+            "use `omnitron status`, or `omnitron down` first",
+        )
+    reason = _last_error_line(home.daemon_log, start_offset)
+    return OmnitronError(f"the daemon exited with code {proc.returncode}: {reason}", f"see {home.daemon_log}")
 
 
 def _last_error_line(path: str, offset: int) -> str:
