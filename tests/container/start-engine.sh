@@ -9,7 +9,19 @@ if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null
 fi
+# A PID file left by a dockerd (or its containerd) that died with the last machine session would make the new
+# one refuse to start if that PID now belongs to another process: drop those that name no such daemon.
+drop_stale_pidfile() {
+  local file="$1" name="$2" pid
+  [ -f "$file" ] || return 0
+  pid="$(cat "$file" 2>/dev/null || true)"
+  if [ -z "$pid" ] || [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" != "$name" ]; then
+    rm -f "$file"
+  fi
+}
 if ! docker info >/dev/null 2>&1; then
+  drop_stale_pidfile /var/run/docker.pid dockerd
+  drop_stale_pidfile /var/run/docker/containerd/containerd.pid containerd
   setsid dockerd --iptables=false --ip-forward=false >/tmp/omnitron-ci-dockerd.log 2>&1 </dev/null &
   for _ in $(seq 1 300); do
     docker info >/dev/null 2>&1 && break
