@@ -21,6 +21,7 @@ COLUMNS: tuple[tuple[str, int], ...] = (("INSTANCE", 12), ("STATE", 9), ("HLTH",
                                         ("", SPARK_POINTS))
 _RIGHT = frozenset({"PID", "RST", "UPTIME", "CPU", "MEM"})
 STATE_X = 13  # where the state column starts (after INSTANCE and a space)
+CPU_FLOOR = 5.0  # percent of one core: the CPU sparkline's smallest full scale
 UNICODE_BARS = "▁▂▃▄▅▆▇█"
 ASCII_BARS = "_.-=+*#@"
 
@@ -78,13 +79,18 @@ class Model:
         self.selected = max(0, min(self.selected + delta, len(self.apps) - 1))
 
 
-def sparkline(values: Sequence[float], bars: str) -> str:
+def sparkline(values: Sequence[float], bars: str, *, floor: float = 0.0, relative: bool = False) -> str:
+    """One character per value. CPU: from 0 to the peak, but at least `floor` (0.1% is not a full bar);
+    memory (`relative`): from the lowest to the highest value, flat in the middle when it hardly moves."""
     if not values:
         return ""
-    top = max(values)
-    if top <= 0:
+    low = min(values) if relative else 0.0
+    top = max(max(values), floor)
+    if relative and top - low <= 0.01 * top:
+        return bars[len(bars) // 2 - 1] * len(values)
+    if top - low <= 0:
         return bars[0] * len(values)
-    return "".join(bars[min(len(bars) - 1, int(v / top * (len(bars) - 1) + 0.5))] for v in values)
+    return "".join(bars[min(len(bars) - 1, int((v - low) / (top - low) * (len(bars) - 1) + 0.5))] for v in values)
 
 
 def _cell(text: str, width: int, *, right: bool = False) -> str:
@@ -103,9 +109,9 @@ def _table_row(entry: Mapping[str, Any], ring: Sequence[tuple[float, int]], bars
         _cell(str(entry.get("restarts", 0)), 3, right=True),
         _cell(human_duration(float(entry.get("uptime_s") or 0)) if alive else "-", 6, right=True),
         _cell(f"{float(entry.get('cpu_percent') or 0):.1f}%" if alive else "-", 6, right=True),
-        " " + _cell(sparkline([c for c, _m in ring], bars), SPARK_POINTS),
+        " " + _cell(sparkline([c for c, _m in ring], bars, floor=CPU_FLOOR) if alive else "", SPARK_POINTS),
         _cell(human_bytes(int(entry.get("memory_rss") or 0)) if alive else "-", 6, right=True),
-        _cell(sparkline([float(m) for _c, m in ring], bars), SPARK_POINTS),
+        _cell(sparkline([float(m) for _c, m in ring], bars, relative=True) if alive else "", SPARK_POINTS),
     ]
     return " ".join(cells)
 

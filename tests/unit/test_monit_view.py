@@ -47,6 +47,9 @@ def test_a_daemon_that_stops_answering_is_said_in_the_header() -> None:
 def test_sparklines_scale_to_their_own_peak_and_fall_back_to_ascii() -> None:
     assert sparkline([0, 5, 10], UNICODE_BARS) == "▁▅█"
     assert sparkline([0, 0], UNICODE_BARS) == "▁▁"
+    assert sparkline([0.1, 0.1], UNICODE_BARS, floor=5.0) == "▁▁"  # a trickle is not a full bar
+    assert sparkline([100, 100, 101], UNICODE_BARS, relative=True) == "▄▄▄"  # memory that hardly moves
+    assert sparkline([100, 150, 200], UNICODE_BARS, relative=True) == "▁▅█"
     assert sparkline([1, 2], ASCII_BARS).isascii()
     assert all(line.text.isascii() for line in layout(_ascii_model(), 24, 80))
 
