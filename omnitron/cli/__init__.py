@@ -41,6 +41,7 @@ COMMAND_OWNERS = {
     "history": "omnitron.cli.history_cmd",
     "events": "omnitron.cli.events_cmd",
     "wait": "omnitron.cli.events_cmd",
+    "inspect": "omnitron.cli.inspect_cmd",
     "export": "omnitron.cli.export_cmd",
     "monit": "omnitron.cli.monit_cmd",
 }

@@ -117,7 +117,8 @@ def _event_query(request: Request, target: ControlTarget) -> tuple[str | None, i
 def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapshot],
                       request_shutdown: Callable[[], None],
                       fresh_usage: Callable[[], Awaitable[None]] = _no_refresh, *,
-                      events: EventSource | None = None) -> Starlette:
+                      events: EventSource | None = None,
+                      inspect: Callable[[str, int | None], Awaitable[dict[str, Any]]] | None = None) -> Starlette:
     """The control socket's routes, all under /v1; they read snapshots and call `target` (and `events`).
     `fresh_usage` brings the cached CPU and memory figures up to date (off the event loop) before `status`."""
 
@@ -189,6 +190,15 @@ def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapsh
         await target.wait(app, instance, want, float(timeout))
         return JSONResponse(app_view(app))
 
+    async def inspect_one(request: Request) -> Response:
+        app: str = request.path_params["name"]
+        raw = request.query_params.get("instance")
+        if raw is not None and not (raw.isascii() and raw.isdigit()):
+            raise UsageError(f"instance must be a non-negative integer, got {raw!r}", fix="send instance=0")
+        if inspect is None:
+            raise OmnitronError("this daemon cannot inspect instances", fix="see `omnitron status`")
+        return JSONResponse(await inspect(app, None if raw is None else int(raw)))
+
     async def event_stream(request: Request) -> Response:
         """NDJSON, one event object a line: the last n stored, then (follow=1) live ones until the daemon stops."""
         app, limit, is_live = _event_query(request, target)
@@ -218,6 +228,7 @@ def build_control_app(target: ControlTarget, snapshot: Callable[[], DaemonSnapsh
             route("/v1/apps/{name}/{action}", action, "POST"),
             route("/v1/reload", reload, "POST"),
             route("/v1/events", event_stream, "GET"),
+            route("/v1/apps/{name}/inspect", inspect_one, "GET"),
             route("/v1/shutdown", shutdown, "POST"),
         ]
     )

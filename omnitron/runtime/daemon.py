@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import psutil
@@ -165,6 +165,14 @@ class Daemon:
             lock.release()
             writer.close()
 
+    async def _inspect(self, events: EventRecorder, app: str, index: int | None) -> dict[str, Any]:
+        from omnitron.runtime.inspect import inspect_instance
+
+        await self.usage.fresh()
+        number = 0 if index is None else index
+        mine = [i for i in self.snapshot().instances if i.name == app and i.instance == number]
+        return await inspect_instance(self.supervisor, events, self.home, app, index, mine[0] if mine else None)
+
     def _start_hooks(self, events: EventRecorder) -> HookRunner | None:
         """The `[[hooks]]` runner, listening to every event from the first (its task starts with the rest)."""
         hooks = self.loaded.ecosystem.hooks
@@ -271,7 +279,7 @@ class Daemon:
         health_app = build_health_app(lambda: self.snapshot(with_resources=False), self.snapshot,
                                       lambda: self.shutting_down, self.usage.fresh)
         control_app = build_control_app(self.supervisor, self.snapshot, self.request_shutdown, self.usage.fresh,
-                                        events=events)
+                                        events=events, inspect=lambda app, index: self._inspect(events, app, index))
         from omnitron.http.guard import CONTROL_LIMITS, DASHBOARD_LIMITS, HEALTH_LIMITS, AcceptErrorLog, BodyLimit
 
         asyncio.get_running_loop().set_exception_handler(AcceptErrorLog())  # EMFILE on accept: not 1 line a second
