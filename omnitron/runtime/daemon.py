@@ -28,6 +28,7 @@ from omnitron.http.sockets import bind_control_socket, bind_tcp, remove_control_
 from omnitron.output.capture import OutputRouter
 from omnitron.output.stdout_writer import StdoutWriter
 from omnitron.runtime import signals
+from omnitron.runtime.escapees import stop_leftovers
 from omnitron.runtime.events import EventRecorder, daemon_event
 from omnitron.runtime.exit_rule import ExitRule
 from omnitron.runtime.launch import Launcher
@@ -259,6 +260,8 @@ class Daemon:
             if not await self.supervisor.shutdown(self.loaded.ecosystem.daemon.shutdown_timeout) \
                     and not self._is_exit_code_decided:
                 self.exit_code = 1
+            # What left its instance's group unseen and unmarked (a cleared environment) is below us still.
+            await stop_leftovers(_LEFTOVER_GRACE_S)
             self._emit_daemon_stop(events)
             if self._hooks is not None:
                 await self._hooks.finish(_HOOK_DRAIN_BOUND_S)  # daemon_stop and what else is queued

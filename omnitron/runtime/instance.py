@@ -23,6 +23,7 @@ from omnitron.errors import OmnitronError
 from omnitron.health import readiness
 from omnitron.health.probes import ProbeVerdict
 from omnitron.runtime import policy, process
+from omnitron.runtime.escapees import stop_with_escapees
 from omnitron.runtime.events import Event, EventKind, EventSink
 from omnitron.runtime.process import ChildProcess, LaunchSpec, describe_exit
 from omnitron.runtime.snapshot import LastExit
@@ -220,11 +221,16 @@ class Instance:
                   exc_info=error)
         child = self.child
         if child is not None and not child.is_reaped:
-            await process.stop(child, self.app.stop_signum, self.app.kill_timeout)
+            await self._stop_process(child)
             child.close_pipes()
             self.exit_code = child.exit_code
         # any state -> FATAL: the table allows it from every state for exactly this
         self._transition(S.FATAL, reason=f"internal error: {type(error).__name__}: {error} (see the daemon log)")
+
+    async def _stop_process(self, child: ChildProcess) -> None:
+        """Stop the child's group (process.stop), then what left the group (issue 13 item 12)."""
+        await stop_with_escapees(child, self.app.stop_signum, self.app.kill_timeout, app=self.app.name,
+                                 instance=self.index)
 
     async def _run_until_rest(self) -> Goal | None:
         """Spawn and keep the process up until it rests; the goal that ended it when a request did."""
@@ -401,7 +407,7 @@ class Instance:
         if stopping is not None and child.is_alive:
             # STARTING|RUNNING -> STOPPING: stop_signal to the group, SIGKILL after kill_timeout
             self._transition(S.STOPPING, reason=stopping.reason)
-            await process.stop(child, self.app.stop_signum, self.app.kill_timeout)
+            await self._stop_process(child)
             self._after_exit(child)
             if self.outgoing is not None:  # a surge's old process is stopping alongside (it saw STOPPING)
                 await self.outgoing.gone.wait()
@@ -413,7 +419,7 @@ class Instance:
             # it exited on its own meanwhile: the request applies at the loop top (a liveness restart is moot:
             # the exit is judged as any exit is)
             self._request = stopping
-        await process.stop(child, self.app.stop_signum, self.app.kill_timeout)  # what is left of the group
+        await self._stop_process(child)  # what is left of the group
         self._after_exit(child)
         assert child.exit_code is not None
         return child.exit_code

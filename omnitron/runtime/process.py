@@ -32,6 +32,7 @@ from anyio import EndOfStream
 from anyio.abc import ByteReceiveStream
 
 from omnitron.config.program import check_program
+from omnitron.runtime.runmarker import RUN_ID_VAR
 from omnitron.runtime.signals import children_mask
 
 READ_CHUNK: Final = 256 * 1024
@@ -129,7 +130,8 @@ async def drain_group(pgid: int, sig: int | None, deadline: float) -> bool:
 class ChildProcess:
     """One spawned child: PID, start time, output pipes, and its exit status (`exit_code`, -N for signal N)."""
 
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes], marker: str | None = None) -> None:
+        self.marker = marker  # its OMNITRON_RUN_ID: what it forks carries it too (runtime/escapees.py)
         self._popen = popen
         self.pid = popen.pid
         _owned.add(self.pid)
@@ -250,7 +252,7 @@ def spawn(spec: LaunchSpec) -> ChildProcess:
             pass_fds=spec.listen_fds,
             restore_signals=True,
         )
-    return ChildProcess(popen)
+    return ChildProcess(popen, spec.env.get(RUN_ID_VAR))
 
 
 def spawn_failure(error: OSError | ValueError, spec: LaunchSpec) -> str:

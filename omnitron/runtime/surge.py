@@ -18,6 +18,7 @@ import structlog
 from anyio.abc import ByteReceiveStream
 
 from omnitron.runtime import process
+from omnitron.runtime.escapees import stop_with_escapees
 from omnitron.runtime.process import ChildProcess
 
 log = structlog.get_logger()
@@ -98,7 +99,7 @@ class Outgoing:
                 while not is_replaced():
                     await changed()
                 tg.cancel_scope.cancel()
-            await process.stop(self.child, self.stop_signal, self.kill_timeout_s)
+            await stop_with_escapees(self.child, self.stop_signal, self.kill_timeout_s)
             await self.pumps.finish(pump_bound_s)
             if self.pumps.error is not None:
                 log.error("output_pump_failed", pid=self.child.pid, error=repr(self.pumps.error))
