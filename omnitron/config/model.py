@@ -81,13 +81,18 @@ class BackoffConfig(_Model):
     )
 
 
+# A bound, not a tuning knob: 1,000 rotated files of the default 10 MB are 10 GB per instance already.
+MAX_LOG_KEEP = 1000
+
+
 class LogsConfig(_Model):
     """Per-instance log files: rotate when a file reaches max_size, keep this many rotated files."""
 
     max_size: ByteSize = Field(
         default=10 * 1024 * 1024, gt=0, description="rotate a log file when it reaches this size"
     )
-    keep: int = Field(default=5, ge=0, description="rotated files to keep (`<app>-<instance>.log.1` …)")
+    keep: int = Field(default=5, ge=0, le=MAX_LOG_KEEP,
+                      description=f"rotated files to keep (`<app>-<instance>.log.1` …), at most {MAX_LOG_KEEP}")
 
 
 class HealthConfig(_Model):

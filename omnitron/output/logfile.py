@@ -84,6 +84,31 @@ def rotated_path(path: Path, index: int) -> Path:
     return path if index == 0 else path.with_name(f"{path.name}.{index}")
 
 
+def shift_rotated(path: Path, keep: int) -> None:
+    """`path` -> `path.1` -> ... -> `path.<keep>`, dropping what goes past `keep`; keep = 0 unlinks `path`.
+
+    The rotated copies are found by one listing of the folder, so a rotation costs the files that exist,
+    never one stat per possible index up to `keep` (issue 13 item 9).
+    """
+    if keep == 0:
+        path.unlink(missing_ok=True)
+        return
+    prefix = path.name + "."
+    indexes = []
+    with os.scandir(path.parent) as entries:
+        for entry in entries:
+            suffix = entry.name[len(prefix):] if entry.name.startswith(prefix) else ""
+            if suffix.isascii() and suffix.isdigit() and int(suffix) > 0:
+                indexes.append(int(suffix))
+    for index in sorted(indexes, reverse=True):
+        older = rotated_path(path, index)
+        if index >= keep:  # past `keep`, or left over from a larger one
+            older.unlink(missing_ok=True)
+        else:
+            older.rename(rotated_path(path, index + 1))
+    path.rename(rotated_path(path, 1))
+
+
 class RotatingLogFile:
     """An append-only log file rotated by size (`.log` -> `.log.1` -> ... -> `.log.<keep>`, oldest dropped).
 
@@ -213,18 +238,7 @@ class RotatingLogFile:
         reads its tail before moving to the new file.
         """
         self.close()
-        if self.keep == 0:
-            self.path.unlink(missing_ok=True)
-        else:
-            extra = self.keep + 1
-            while rotated_path(self.path, extra).exists():  # left over from a larger `keep`
-                rotated_path(self.path, extra).unlink()
-                extra += 1
-            for index in range(self.keep - 1, 0, -1):
-                older = rotated_path(self.path, index)
-                if older.exists():
-                    older.rename(rotated_path(self.path, index + 1))
-            self.path.rename(rotated_path(self.path, 1))
+        shift_rotated(self.path, self.keep)
         self._size = 0
 
     def _drop(self, lines: int) -> None:
