@@ -7,7 +7,6 @@ StdoutWriter, so the cost per line is a few C-level byte operations, not Python 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
@@ -18,6 +17,7 @@ import structlog
 
 from omnitron.config.model import LogsConfig
 from omnitron.home.paths import Home
+from omnitron.output.daemonlog import DaemonLog, fds_writing
 from omnitron.output.logfile import AppColours, RotatingLogFile, utc_timestamp
 from omnitron.output.stdout_writer import StdoutWriter
 
@@ -68,9 +68,15 @@ class OutputRouter:
         self.is_colour = fmt == "console" and writer.isatty()
         self.colours = AppColours(app_names)  # the config's order: the same colours on every start
         self._files: dict[Path, _SharedFile] = {}
-        # Detached (`omnitron up`), the daemon's stdout and stderr are logs/omnitron.log: `reopen` points them at
-        # a new file there too. Noted now, because by the time of a reopen the path names another file.
-        self._daemon_log_fds = _fds_writing(home.daemon_log, (writer.fd, 2))
+        # Detached (`omnitron up`), the daemon's stdout and stderr are logs/omnitron.log: it gets the daemon's own
+        # events only (every app line is in the app's file already: a copy doubled the disk use, unrotated) and
+        # is rotated by size; `reopen` points the fds at a new file there too. Noted now, because by the time
+        # of a reopen the path names another file.
+        fds = fds_writing(home.daemon_log, (writer.fd, 2))
+        self.daemon_log = DaemonLog(home.daemon_log, fds, max_size=default_logs.max_size,
+                                    keep=default_logs.keep) if fds else None
+        if self.daemon_log is not None:
+            writer.set_after_write(self.daemon_log.written)
 
     def __repr__(self) -> str:
         return f"<OutputRouter {self.fmt} files={len(self._files)}>"
@@ -97,17 +103,12 @@ class OutputRouter:
             shared.file.close()
             shared.file.open()  # a failure is reported (log_write_failed) and retried by the next writes
             paths.append(str(shared.file.path))
-        if self._daemon_log_fds:
-            path = self.home.daemon_log
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-            except OSError as error:
-                _report_file_event("log_reopen_failed", {"path": path, "error": error.strerror or str(error)})
+        if self.daemon_log is not None:
+            error = self.daemon_log.reopen()
+            if error is not None:
+                _report_file_event("log_reopen_failed", {"path": self.daemon_log.path, "error": error})
             else:
-                for target in self._daemon_log_fds:
-                    os.dup2(fd, target)  # atomic: a write in flight lands in the old file, the next in the new
-                os.close(fd)
-                paths.append(path)
+                paths.append(self.daemon_log.path)
         return paths
 
     def close(self) -> None:
@@ -126,23 +127,6 @@ class OutputRouter:
             del self._files[file.path]
 
 
-def _fds_writing(path: str, fds: tuple[int, ...]) -> tuple[int, ...]:
-    """Those of `fds` that are open on the file at `path`."""
-    try:
-        target = os.stat(path)
-    except OSError:
-        return ()
-    found = []
-    for fd in fds:
-        try:
-            stat = os.fstat(fd)
-        except OSError:
-            continue
-        if (stat.st_dev, stat.st_ino) == (target.st_dev, target.st_ino):
-            found.append(fd)
-    return tuple(found)
-
-
 class InstanceOutput:
     """Pumps one instance's stdout and stderr pipes into its log file and the daemon's stdout."""
 
@@ -152,6 +136,7 @@ class InstanceOutput:
         self._router = router
         self._file = file
         self._writer = router.writer
+        self._is_copied = router.daemon_log is None  # detached, the app's lines are in its file only
         self._is_json = router.fmt == "json"
         self._tag = router.colours.tag(app, instance, colour=router.is_colour).encode()
         self._json_fields = f'"app": {_encode_json_string(app)}, "instance": {instance}'
@@ -215,6 +200,8 @@ class InstanceOutput:
         ts = utc_timestamp()
         head = f"{ts} {stream_name} | ".encode()
         self._file.write(head + block.replace(b"\n", b"\n" + head) + b"\n")
+        if not self._is_copied:
+            return
         if self._is_json:
             prefix = f'{{"ts": "{ts}", {self._json_fields}, "stream": "{stream_name}", "line": '
             self._writer.write(_json_lines(block, prefix))

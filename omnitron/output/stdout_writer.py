@@ -41,6 +41,7 @@ class StdoutWriter:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._drop_notice: DropNotice = default_drop_notice
+        self._after_write: Callable[[int], None] | None = None
 
     def __repr__(self) -> str:
         state = "broken" if self._is_broken else ("running" if self._thread is not None else "idle")
@@ -59,6 +60,10 @@ class StdoutWriter:
     def set_drop_notice(self, notice: DropNotice) -> None:
         """How the "N lines dropped" line is rendered (logs.py makes it match the configured log format)."""
         self._drop_notice = notice
+
+    def set_after_write(self, callback: Callable[[int], None]) -> None:
+        """Called in the writer thread with the byte count after each batch (the daemon log's rotation)."""
+        self._after_write = callback
 
     def start(self) -> None:
         if self._thread is None:
@@ -107,6 +112,8 @@ class StdoutWriter:
             # writev, not b"".join: joining copies everything once more, into a fresh (mmap'd) buffer
             for start in range(0, len(chunks), _IOV_MAX):
                 self._write_chunks(chunks[start : start + _IOV_MAX])
+            if self._after_write is not None:
+                self._after_write(size)
             with self._cond:
                 self._buffered -= size
                 should_report = self._unreported > 0 and (
