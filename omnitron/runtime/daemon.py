@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 _HTTP_START_DELAY_BOUND_S = 1.0
 _HOOK_DRAIN_BOUND_S = 5.0  # at shutdown, for the hooks to deliver daemon_stop and what is queued
+_LEFTOVER_GRACE_S = 5.0
 
 
 class Daemon:
