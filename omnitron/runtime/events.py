@@ -164,6 +164,7 @@ class EventHub:
     def __init__(self, buffer: int = SUBSCRIBER_BUFFER) -> None:
         self._buffer = buffer
         self._subscribers: list[Subscription] = []
+        self._is_closed = False
         self.dropped = 0
 
     def __repr__(self) -> str:
@@ -172,7 +173,10 @@ class EventHub:
     def subscribe(self, app: str | None = None) -> Subscription:
         """A stream of the events published from now on: `app`'s own, or (None) all; use it `with`."""
         subscription = Subscription(self, app, self._buffer)
-        self._subscribers.append(subscription)
+        if self._is_closed:
+            subscription.end()  # the daemon is stopping: the stream is the stored tail only
+        else:
+            self._subscribers.append(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -189,7 +193,9 @@ class EventHub:
                                 reason="it read events more slowly than they came")
 
     def close(self) -> None:
-        """End every subscriber's stream (after the events it has), as the daemon stops."""
+        """End every subscriber's stream (after the events it has), and any later one's at once: the daemon
+        is stopping."""
+        self._is_closed = True
         for subscription in list(self._subscribers):
             subscription.end()
 

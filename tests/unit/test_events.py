@@ -136,3 +136,11 @@ async def test_follow_with_no_tail_starts_at_the_next_event(tmp_path: Path) -> N
         events.hub.close()
     assert got == [("exit", 3)]
     events.close()
+
+
+async def test_a_subscriber_after_the_hub_closed_gets_only_the_stored_tail(tmp_path: Path) -> None:
+    events = recorder(tmp_path)
+    events.emit(daemon_event("daemon_stop"))
+    events.hub.close()
+    assert [e.kind async for e in events.follow(None, 10)] == ["daemon_stop"], "it ends instead of waiting forever"
+    events.close()
