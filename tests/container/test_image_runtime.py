@@ -126,18 +126,26 @@ def test_docker_stop_exits_0_before_the_grace_period_and_leaves_nothing(run_cont
 def test_orphans_reparented_to_pid_1_are_reaped(run_container: Runner) -> None:
     container = run_container(*PUBLISH)
     container.wait_ready()
-    # The `sh` exits at once (its sleeps hold none of exec's pipes); each `sleep` is orphaned into the
-    # container's PID 1, which must reap it.
+    # The outer `sh` exits at once (the orphans hold none of exec's pipes); each inner `sh` is orphaned into
+    # the container's PID 1 and waits for /tmp/go, so the test sees them all adopted before they exit.
     orphans = 5
-    detached = "sleep 3 </dev/null >/dev/null 2>&1 &"
+    detached = "sh -c 'until [ -e /tmp/go ]; do sleep 0.1; done' </dev/null >/dev/null 2>&1 &"
     spawn = container.exec("sh", "-c", f"for i in $(seq {orphans}); do {detached} done; exit 0")
     assert spawn.returncode == 0, spawn.stderr
     daemon = daemon_process(container)
 
-    def sleeps() -> list[psutil.Process]:
-        return [c for c in daemon.children() if c.name() == "sleep"]
+    def waiting() -> list[psutil.Process]:
+        found = []
+        for child in daemon.children():
+            try:
+                if "/tmp/go" in " ".join(child.cmdline()):
+                    found.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        return found
 
-    adopted = wait_for(lambda: len(sleeps()) == orphans and sleeps(), timeout=10, describe=lambda: f"{sleeps()}")
+    adopted = wait_for(lambda: len(waiting()) == orphans and waiting(), timeout=20, describe=lambda: f"{waiting()}")
+    assert container.exec("touch", "/tmp/go").returncode == 0
     wait_for(
         lambda: not any(p.is_running() for p in adopted),
         timeout=20,
