@@ -86,3 +86,57 @@ def test_without_watch_nothing_watches(run_daemon: Callable[..., Daemon], tmp_pa
     restarts = [e.get("reason") for e in daemon.events("instance_restarting") if e.get("app") == "web"]
     assert restarts == ["operator"]
     assert daemon.pids("web")[0] != before
+
+
+def test_watch_on_an_app_with_listen_replaces_each_instance_first_and_refuses_no_connection(
+    run_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    from tests.e2e.test_listen_e2e import free_port, listen_app, serving_instances
+    from tests.e2e.test_surge_e2e import Hammer
+
+    src = _project(tmp_path)
+    port = free_port()
+    body = listen_app(port, app_argv("listen_server.py", "0.005"), instances=2,
+                      extra=f'cwd = "{src.parent}"\nwatch = ["src/**/*.py"]')
+    daemon = run_daemon(body, args=["--watch"])
+    daemon.wait_states("web", "running", count=2)
+    wait_for(lambda: daemon.events("watch_started"), timeout=10, describe=daemon.describe)
+    serving_instances(port, {"0", "1"})
+    before = set(daemon.pids("web").values())
+    with Hammer(port) as hammer:
+        hammer.wait_requests(20)
+        (src / "pkg" / "mod.py").write_text("x = 4\n")
+        wait_for(lambda: not before & set(daemon.pids("web").values())
+                 and all(a["state"] == "running" for a in daemon.status("web")["apps"]), timeout=30,
+                 describe=daemon.describe)
+        hammer.wait_requests(20)
+    assert not hammer.failures, f"{hammer.ok} ok, failed: {dict(hammer.failures)}"
+    finished = daemon.events("surge_finished")  # each replacement was ready before its old process stopped
+    assert {e["pid"] for e in finished} == before, finished
+    assert [e.get("reason") for e in daemon.events("instance_restarting") if e.get("app") == "web"] == ["watch"] * 2
+
+
+def test_up_watch_reaches_a_detached_daemon(home: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from tests.daemon_harness import cli, cli_ok, cli_status, write_config
+
+    src = _project(tmp_path)
+    config = write_config(tmp_path, _config(src))
+    cli_ok("up", "--watch", "-c", str(config), home=home)
+    try:
+        def pid() -> int | None:
+            apps = cli_status(home)["apps"]
+            return apps[0]["pid"] if apps and apps[0]["state"] == "running" else None
+
+        before = wait_for(pid, timeout=15)
+        log = home / "logs" / "omnitron.log"
+        wait_for(lambda: "watch_started" in log.read_text(errors="replace"), timeout=15)
+        (src / "pkg" / "mod.py").write_text("x = 5\n")
+        wait_for(lambda: (p := pid()) is not None and p != before, timeout=20,
+                 describe=lambda: log.read_text(errors="replace")[-2000:])
+    finally:
+        daemon_pid = (home / "omnitron.pid").read_text().strip()
+        if cli("down", home=home).returncode != 0 and daemon_pid.isdigit():
+            os.kill(int(daemon_pid), signal.SIGKILL)
