@@ -58,3 +58,19 @@ class HomeLocked(OmnitronError):
 
 class SecretsError(OmnitronError):
     exit_code = ExitCode.FAILED
+
+
+def file_error(path: str, error: OSError, action: str = "write") -> OmnitronError:
+    """`cannot write PATH: No space left on device (free space …)`: the file, the OS's cause, and its fix."""
+    import errno
+
+    cause = f"cannot {action} {path}: {error.strerror or error}"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "its filesystem is full: free space there (`df` shows it), or set OMNITRON_HOME to another filesystem"
+    elif error.errno == errno.EROFS:
+        fix = "its filesystem is read-only: set OMNITRON_HOME to a writable folder"
+    elif error.errno in (errno.EACCES, errno.EPERM):
+        fix = "run omnitron as the user that owns it, or fix its permissions"
+    else:
+        fix = f"check {path} and the filesystem it is on"
+    return OmnitronError(cause, fix)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 _UP_TIMEOUT_S = 30.0  # how long `up` waits for the daemon it started to answer (docs/cli.md)
 _PING_S = 2.0  # one ping's bound; a daemon busy starting hundreds of instances is pinged again until the deadline
 _POLL_S = 0.02
+_FULL_BELOW_BYTES = 64 * 1024  # less free space than this, and a daemon that wrote nothing ran out of it
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -127,7 +128,25 @@ def _exited(proc: subprocess.Popen[bytes], home: Home, start_offset: int, answer
             "use `omnitron status`, or `omnitron down` first",
         )
     reason = _last_error_line(home.daemon_log, start_offset)
+    if reason == "no output":
+        free = _free_bytes(home.root)
+        if free is not None and free < _FULL_BELOW_BYTES:
+            # Its one line of cause went to a log file that could not take it.
+            return OmnitronError(
+                f"the daemon exited with code {proc.returncode} and could not write a word to {home.daemon_log}: "
+                f"the filesystem of {home.root} is full ({free} bytes free)",
+                "free space there (`df` shows it), or set OMNITRON_HOME to another filesystem",
+            )
+        reason = f"it wrote nothing to {home.daemon_log}"
     return OmnitronError(f"the daemon exited with code {proc.returncode}: {reason}", f"see {home.daemon_log}")
+
+
+def _free_bytes(path: str) -> int | None:
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
 
 
 def _last_error_line(path: str, offset: int) -> str:

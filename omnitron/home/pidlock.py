@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from omnitron.errors import HomeLocked
+from omnitron.errors import HomeLocked, file_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,8 +28,11 @@ def hold_lock(path: str | os.PathLike[str], busy: Callable[[str], OmnitronError]
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             raise busy(holder) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        except OSError as error:  # a full disk: the lock is ours, but nobody could read who holds it
+            raise file_error(os.fspath(path), error) from None
     except BaseException:
         os.close(fd)
         raise

@@ -4,6 +4,7 @@ shuts down, and picks the exit code. Wiring only: each behaviour lives with its 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ from anyio.abc import TaskStatus
 from omnitron import __version__
 from omnitron.config.advice import log_config_warnings
 from omnitron.config.load import LoadedConfig, load_config
-from omnitron.errors import ConfigError, OmnitronError
+from omnitron.errors import ConfigError, OmnitronError, file_error
 from omnitron.home.history import History
 from omnitron.home.paths import Home
 from omnitron.home.pidlock import PidLock
@@ -364,5 +365,12 @@ def run_foreground(config_path: str | None) -> int:
     """Entry point of `omnitron up --foreground`."""
     loaded = load_config(config_path)
     check_key(os.environ)
-    daemon = Daemon(loaded, Home.from_env())
-    return anyio.run(daemon.run, backend="asyncio")
+    home = Home.from_env()
+    daemon = Daemon(loaded, home)
+    try:
+        return anyio.run(daemon.run, backend="asyncio")
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        # A file in the home that cannot be written at start-up: name it, rather than "unexpected OSError".
+        raise file_error(error.filename or f"a file in {home.root}", error) from None
