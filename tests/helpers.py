@@ -101,3 +101,29 @@ def make_full_device(path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("mknod needs root")
     os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 7))
+
+
+def _others_can_run(path: str) -> bool:
+    import os
+
+    real = os.path.realpath(path)
+    parts = [real, os.path.dirname(real)]
+    while parts[-1] != "/":
+        parts.append(os.path.dirname(parts[-1]))
+    return all(os.stat(p).st_mode & 0o001 for p in parts)
+
+
+def python_for_nobody() -> tuple[list[str], dict[str, str]]:
+    """An interpreter the `nobody` user can run (this one may live under /root: then the system's of the same
+    version) and the env that puts omnitron and its packages on its path; skips the test when there is none."""
+    import os
+
+    import pytest
+
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    paths = [str(Path(__file__).parents[1]), *(p for p in sys.path if p.endswith("site-packages"))]
+    env = {"PYTHONPATH": ":".join(paths), "PYTHONDONTWRITEBYTECODE": "1"}
+    for candidate in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+        if os.path.exists(candidate) and _others_can_run(candidate):
+            return [candidate], env
+    pytest.skip(f"no {version} that the nobody user may run")

@@ -259,6 +259,15 @@ class AppConfig(_Model):
         "as fd 3 (4, 5 …) with `LISTEN_FDS`/`LISTEN_PID`; `${PORT:-3001}` reads the daemon's environment; "
         "replacements then start before the instance they replace stops (docs/sockets.md)",
     )
+    user: str | None = Field(
+        default=None, min_length=1,
+        description="run the app (and its exec probes) as this user, a name or a numeric uid, with its HOME, "
+        "USER and groups; needs the daemon to run as root",
+    )
+    group: str | None = Field(
+        default=None, min_length=1,
+        description="run the app as this group (name or gid) instead of the user's own; needs a root daemon",
+    )
     main: bool = Field(
         default=False,
         description="at most one app: when it ends (`completed` or `fatal`), the daemon stops the others and exits "

@@ -18,6 +18,7 @@ from omnitron.config.interpolate import InterpolationError, interpolate
 from omnitron.config.model import HealthConfig
 from omnitron.config.resolve import host_problem, url_host
 from omnitron.runtime import process
+from omnitron.runtime.identity import Identity
 from omnitron.runtime.process import LaunchSpec
 
 LOCALHOST: Final = "127.0.0.1"
@@ -110,7 +111,7 @@ def make_probe(health: HealthConfig, spec: LaunchSpec) -> Probe:
             return TcpProbe(host, tcp_port, timeout_s=health.timeout)
         assert health.exec is not None
         argv = [_resolve(arg, variables) for arg in health.exec]
-        return ExecProbe(argv, env=env, cwd=cwd, timeout_s=health.timeout)
+        return ExecProbe(argv, env=env, cwd=cwd, timeout_s=health.timeout, identity=spec.identity)
     except ValueError as exc:
         return BrokenProbe(str(exc))
 
@@ -368,8 +369,10 @@ class ExecProbe:
     leaves background processes behind. Its output is read and discarded (a full pipe would block it).
     """
 
-    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str, timeout_s: float) -> None:
+    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str, timeout_s: float,
+                 identity: Identity | None = None) -> None:
         self.argv = list(argv)
+        self._identity = identity  # the app's user/group: a probe runs as the app does
         self._env = dict(env)
         self._cwd = cwd
         self._timeout_s = timeout_s
@@ -379,7 +382,8 @@ class ExecProbe:
 
     async def check(self) -> ProbeResult:
         try:
-            child = process.spawn(process.LaunchSpec(argv=tuple(self.argv), env=self._env, cwd=self._cwd))
+            child = process.spawn(process.LaunchSpec(argv=tuple(self.argv), env=self._env, cwd=self._cwd,
+                                                     identity=self._identity))
         except FileNotFoundError:
             return ProbeResult(False, f"spawn failed: {self.argv[0]!r} not found")
         except (OSError, ValueError) as exc:

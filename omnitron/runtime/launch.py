@@ -8,6 +8,7 @@ from omnitron.config.interpolate import interpolate
 from omnitron.config.model import AppConfig
 from omnitron.home.paths import Home
 from omnitron.runtime.appenv import build_instance_env
+from omnitron.runtime.identity import resolve as resolve_identity
 from omnitron.runtime.listeners import ListenSockets
 from omnitron.runtime.process import LaunchSpec
 from omnitron.runtime.runmarker import RUN_ID_VAR, RunMarker
@@ -43,11 +44,15 @@ class Launcher:
         if fds and app.port is None and sockets is not None:
             # ${PORT} (probes, the app) is the shared port; `port` keeps one per instance instead
             env["PORT"] = str(sockets.addresses(app.name)[0].port)
+        identity = resolve_identity(app.user, app.group)
+        if identity is not None:  # the user's own HOME, USER and LOGNAME, unless the app's env sets them
+            env.update({k: v for k, v in (("HOME", identity.home), ("USER", identity.name),
+                                          ("LOGNAME", identity.name)) if k not in app.env})
         env[RUN_ID_VAR] = self.marker.next_spawn()  # last: an app cannot pose as another spawn
         # ${PORT}, ${OMNITRON_INSTANCE} and ${LISTEN_FD} in the command are per instance, so they resolve here.
         argv = tuple(interpolate(arg, env) for arg in app.argv())
         port = int(env["PORT"]) if app.port is not None or fds else None
-        return LaunchSpec(argv=argv, env=env, cwd=app.cwd, port=port, listen_fds=fds)
+        return LaunchSpec(argv=argv, env=env, cwd=app.cwd, port=port, listen_fds=fds, identity=identity)
 
 
 def listen_env(app: str, count: int) -> dict[str, str]:

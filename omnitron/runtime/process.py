@@ -32,6 +32,7 @@ from anyio import EndOfStream
 from anyio.abc import ByteReceiveStream
 
 from omnitron.config.program import check_program
+from omnitron.runtime.identity import Identity
 from omnitron.runtime.runmarker import RUN_ID_VAR
 from omnitron.runtime.signals import children_mask
 
@@ -57,6 +58,7 @@ class LaunchSpec:
     port: int | None = None  # the instance's PORT, if the app has one
     listen_fds: tuple[int, ...] = ()  # the app's listening sockets: the child gets them as fd 3, 4, …
     stdin: int | None = None  # an open fd to read stdin from (an exec hook's event); default /dev/null
+    identity: Identity | None = None  # the app's `user`/`group`, switched to by a root daemon
 
 
 class FdReceiveStream(ByteReceiveStream):
@@ -251,6 +253,10 @@ def spawn(spec: LaunchSpec) -> ChildProcess:
             close_fds=True,
             pass_fds=spec.listen_fds,
             restore_signals=True,
+            # the app's user/group (a root daemon only): setgroups, setgid, setuid in the child before exec
+            user=None if spec.identity is None else spec.identity.uid,
+            group=None if spec.identity is None else spec.identity.gid,
+            extra_groups=None if spec.identity is None else list(spec.identity.groups),
         )
     return ChildProcess(popen, spec.env.get(RUN_ID_VAR))
 

@@ -17,7 +17,7 @@ import pytest
 
 from omnitron.home.secrets import generate_key
 from tests.daemon_harness import Daemon, app_argv, proc_environ, write_config
-from tests.helpers import wait_for
+from tests.helpers import python_for_nobody, wait_for
 
 RunDaemon = Callable[..., Daemon]
 NOBODY = 65534
@@ -52,24 +52,6 @@ def test_omnitron_home_reaches_an_app_only_when_it_asks(run_daemon: RunDaemon, h
     assert proc_environ(asks)["OMNITRON_HOME"] == str(home)
 
 
-def _others_can_run(path: str) -> bool:
-    real = os.path.realpath(path)
-    parts = [real] + [os.path.dirname(real)]
-    while parts[-1] != "/":
-        parts.append(os.path.dirname(parts[-1]))
-    return all(os.stat(p).st_mode & 0o001 for p in parts)
-
-
-def _interpreter_for_nobody() -> list[str]:
-    """This Python, or the system's of the same version with our packages on its path (this one may live
-    under /root), as `nobody` can run it; skip when there is none."""
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for candidate in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
-        if os.path.exists(candidate) and _others_can_run(candidate):
-            return [candidate, "-m", "omnitron"]
-    pytest.skip(f"no {version} that the nobody user may run")
-
-
 @pytest.fixture
 def nobody_dir() -> Iterator[Path]:
     """A folder the `nobody` user owns (tmp_path's parents are root's 0700 folders)."""
@@ -90,10 +72,10 @@ def test_the_daemon_is_not_dumpable_so_its_user_cannot_read_its_proc_files(nobod
     os.chown(config, NOBODY, NOBODY)
     home = nobody_dir / "home"
     out = open(nobody_dir / "daemon.out", "wb")
-    paths = [str(Path(__file__).parents[2]), *(p for p in sys.path if p.endswith("site-packages"))]
+    python, python_env = python_for_nobody()
     env = {**os.environ, "OMNITRON_HOME": str(home), "OMNITRON_LOG_FORMAT": "json",
-           "OMNITRON_SECRETS_KEY": generate_key(), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": ":".join(paths)}
-    proc = subprocess.Popen([*_interpreter_for_nobody(), "up", "--foreground", "-c", str(config)],
+           "OMNITRON_SECRETS_KEY": generate_key(), **python_env}
+    proc = subprocess.Popen([*python, "-m", "omnitron", "up", "--foreground", "-c", str(config)],
                             user=NOBODY, group=NOBODY, extra_groups=[], env=env, stdout=out,
                             stderr=subprocess.STDOUT, cwd=nobody_dir)
     try:
