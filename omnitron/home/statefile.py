@@ -22,23 +22,28 @@ if TYPE_CHECKING:
 class InstanceRecord:
     """One instance as recorded: a live PID counts as ours only with the same process start time."""
 
-    __slots__ = ("app", "instance", "pid", "start_time", "state", "restarts")
+    __slots__ = ("app", "instance", "pid", "start_time", "state", "restarts", "replacing")
 
     def __init__(self, app: str, instance: int, pid: int | None, start_time: float | None, state: str,
-                 restarts: int) -> None:
+                 restarts: int, replacing: tuple[int, float] | None = None) -> None:
         self.app = app
         self.instance = instance
         self.pid = pid
         self.start_time = start_time
         self.state = state
         self.restarts = restarts
+        # during a surge (`listen`): the old process (PID, start time), still serving, so recovery stops it too
+        self.replacing = replacing
 
     def __repr__(self) -> str:
         return f"<InstanceRecord {self.app}:{self.instance} {self.state} pid={self.pid}>"
 
     def to_json(self) -> dict[str, Any]:
-        return {"app": self.app, "instance": self.instance, "pid": self.pid, "start_time": self.start_time,
-                "state": self.state, "restarts": self.restarts}
+        document: dict[str, Any] = {"app": self.app, "instance": self.instance, "pid": self.pid,
+                                    "start_time": self.start_time, "state": self.state, "restarts": self.restarts}
+        if self.replacing is not None:
+            document["replacing"] = {"pid": self.replacing[0], "start_time": self.replacing[1]}
+        return document
 
     @classmethod
     def from_json(cls, entry: object) -> InstanceRecord | None:
@@ -48,9 +53,12 @@ class InstanceRecord:
         pid, start_time, index = entry.get("pid"), entry.get("start_time"), entry.get("instance")
         if (pid is not None and not _is_int(pid)) or not (start_time is None or _is_number(start_time)):
             return None
+        old = entry.get("replacing")
+        replacing = (old["pid"], float(old["start_time"])) if isinstance(old, dict) and _is_int(old.get("pid")) \
+            and _is_number(old.get("start_time")) else None
         return cls(str(entry.get("app", "")), index if _is_int(index) else 0, pid,
                    None if start_time is None else float(start_time), str(entry.get("state", "")),
-                   entry["restarts"] if _is_int(entry.get("restarts")) else 0)
+                   entry["restarts"] if _is_int(entry.get("restarts")) else 0, replacing)
 
 
 class StateDocument:
@@ -83,7 +91,8 @@ class StateDocument:
                    started_at=snapshot.started_at,
                    config=snapshot.config, health_host=health_host, health_port=snapshot.health_port,
                    shutting_down=snapshot.shutting_down,
-                   instances=[InstanceRecord(i.name, i.instance, i.pid, i.start_time, i.state, i.restarts)
+                   instances=[InstanceRecord(i.name, i.instance, i.pid, i.start_time, i.state, i.restarts,
+                                             i.replacing)
                               for i in snapshot.instances])
 
     def to_json(self) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def _carries_marker(record: InstanceRecord, run_id: str) -> bool:
 def recorded_survivors(state: StateDocument) -> list[InstanceRecord]:
     """Recorded instances still alive with the same PID, start time and run marker, leading their group."""
     found = []
-    for record in state.instances:
+    for record in _with_replaced(state.instances):
         pid, start_time = record.pid, record.start_time
         if pid is None or start_time is None or pid <= 1 or pid == os.getpid():
             continue
@@ -71,6 +71,17 @@ def recorded_survivors(state: StateDocument) -> list[InstanceRecord]:
         if _carries_marker(record, state.run_id):
             found.append(record)
     return found
+
+
+def _with_replaced(records: list[InstanceRecord]) -> list[InstanceRecord]:
+    """Every recorded process: each instance's, and the old one a surge was replacing when the daemon died."""
+    out = []
+    for record in records:
+        out.append(record)
+        if record.replacing is not None:
+            pid, start_time = record.replacing
+            out.append(InstanceRecord(record.app, record.instance, pid, start_time, "replaced", record.restarts))
+    return out
 
 
 async def _stop_survivor(record: InstanceRecord, kill_timeout_s: float) -> None:

@@ -74,6 +74,13 @@ class InstanceSnapshot:
     scaling: dict[str, Any] | None = None  # an autoscaled app's {"min", "max", "desired", "reason"}
     listen: tuple[str, ...] = ()  # the app's shared sockets (`listen`), as configured
     replacing_pid: int | None = None  # during a surge: the old process, serving until this one is ready
+    replacing_start_time: float | None = None  # with replacing_pid: its identity for recovery
+
+    @property
+    def replacing(self) -> tuple[int, float] | None:
+        if self.replacing_pid is None or self.replacing_start_time is None:
+            return None
+        return self.replacing_pid, self.replacing_start_time
 
     def status_json(self) -> dict[str, Any]:
         """The per-instance object of `omnitron status --json` (contract section 4)."""
@@ -186,6 +193,7 @@ def instance_snapshots(instances: Iterable[Instance], waiting_for: Mapping[str, 
             blocks_readiness=not ready and not (instance.app.scaling is not None and app_ready[instance.app.name]),
             scaling=views.get(instance.app.name), listen=tuple(instance.app.listen),
             replacing_pid=instance.outgoing.child.pid if instance.outgoing is not None else None,
+            replacing_start_time=instance.outgoing.child.create_time if instance.outgoing is not None else None,
         ))
     return snapshots
 

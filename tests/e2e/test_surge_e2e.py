@@ -129,3 +129,40 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_after_the_daemon_dies_mid_surge_the_next_up_stops_the_old_process_too(
+        run_daemon: RunDaemon, tmp_path: Path) -> None:
+    """The old process of a surge holds the socket: unrecorded, it would survive a SIGKILL of the daemon and
+    keep the next daemon from binding its address."""
+    import signal
+
+    from tests.daemon_harness import Daemon as DaemonProcess
+
+    port = free_port()
+    config = write_config(tmp_path, listen_app(port, app_argv("listen_server.py"), instances=1).replace(
+        'min_uptime = "500ms"', 'min_uptime = "30s"'))
+    daemon = run_daemon(config)
+    old = wait_for(lambda: next((i["pid"] for i in daemon.instances("web") if i["pid"]), None), timeout=15,
+                   describe=daemon.describe)
+    restart = subprocess.Popen([*OMNITRON, "restart", "web"], env=cli_env(daemon.home),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        record = wait_for(lambda: next((i for i in daemon.instances("web") if i.get("replacing")), None),
+                          timeout=15, describe=daemon.describe)
+        assert record["replacing"]["pid"] == old and record["pid"] != old
+        new = record["pid"]
+        daemon.proc.send_signal(signal.SIGKILL)
+        daemon.proc.wait(timeout=10)
+    finally:
+        restart.kill()
+        restart.wait()
+    assert Path(f"/proc/{old}").exists() and Path(f"/proc/{new}").exists(), "both survive the daemon"
+    second = DaemonProcess(config, daemon.home)
+    try:
+        second.wait_started()
+        wait_for(lambda: _is_zombie(old) and _is_zombie(new), timeout=20, describe=second.describe)
+        [instance] = second.wait_states("web", "starting", "running", count=1)
+        assert instance["pid"] not in (old, new)
+    finally:
+        second.stop()
