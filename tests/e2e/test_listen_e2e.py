@@ -215,3 +215,21 @@ def test_status_and_metrics_show_the_socket_and_its_accept_queue(run_daemon: Run
     finally:
         for client in clients:
             client.close()
+
+
+def test_a_reload_that_moves_listen_serves_the_new_address_and_closes_the_old(
+        run_daemon: RunDaemon, tmp_path: Path) -> None:
+    from tests.daemon_harness import write_config
+
+    old_port, new_port = free_port(), free_port()
+    config = write_config(tmp_path, listen_app(old_port, app_argv("listen_server.py"), instances=1))
+    daemon = run_daemon(config)
+    daemon.wait_states("web", "running", count=1)
+    assert get(old_port).split()[-1] == "0"
+    config.write_text(config.read_text().replace(f"127.0.0.1:{old_port}", f"127.0.0.1:{new_port}"))
+    daemon.ok("reload")
+    [instance] = daemon.wait_states("web", "running", count=1)
+    assert get(new_port).split()[0] == str(instance["pid"])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", old_port), timeout=5).close()
+    assert sorted(fds_of(instance["pid"])) == [0, 1, 2, 3], "the new process holds only the new socket"
