@@ -287,6 +287,11 @@ class History:
 
         See `_instance_uptime` for what counts as up and which instances count.
         """
+        ratios = list(self.instance_uptime_ratios(app, window_s, now).values())
+        return sum(ratios) / len(ratios) if ratios else None
+
+    def instance_uptime_ratios(self, app: str, window_s: float, now: float | None = None) -> dict[int, float]:
+        """Per instance of `app` observed in the window, the fraction of it that the instance was up."""
         now = time.time() if now is None else now
         window_start = now - window_s
         first_seen: dict[int, float] = dict(
@@ -302,7 +307,7 @@ class History:
                 (app, window_start),
             )
         )
-        ratios: list[float] = []
+        ratios: dict[int, float] = {}
         for instance, first_at in first_seen.items():
             anchor = anchors.get(instance)
             since = window_start if anchor is None else float(anchor)
@@ -312,8 +317,8 @@ class History:
                 now=now,
             )
             if ratio is not None:
-                ratios.append(ratio)
-        return sum(ratios) / len(ratios) if ratios else None
+                ratios[int(instance)] = ratio
+        return ratios
 
     def _transitions(self, app: str, instance: int, since: float, now: float) -> list[tuple[float, int, str]]:
         """(at, id, kind) of the instance's start/exit/stop and the daemon's start/stop since `since`, in order."""

@@ -127,7 +127,7 @@ def build_dashboard_app(source: DashboardSource, token: str | None) -> Starlette
     async def uptime(request: Request) -> Response:
         apps = sorted({i.name for i in source.snapshot().instances})
         bars = await anyio.to_thread.run_sync(data.uptime_bars, source.home.history_db, apps)
-        return JSONResponse({"bucket_s": data.UPTIME_BUCKET_S, "apps": bars})
+        return JSONResponse({"bucket_s": data.UPTIME_BUCKET_S, "instances": bars})
 
     async def output(request: Request) -> Response:
         app = request.query_params.get("app", "")

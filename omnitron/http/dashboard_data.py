@@ -43,17 +43,23 @@ def usage_document(snapshot: DaemonSnapshot, usage: UsageMonitor) -> dict[str, l
 
 
 def uptime_bars(history_path: str, apps: list[str], now: float | None = None) -> dict[str, list[float | None]]:
-    """Per app, 24 hourly uptime ratios (oldest first; None where nothing was observed), from history.db."""
+    """Per instance ("app:N"), 24 hourly uptime ratios (oldest first; None where it was not observed), from
+    history.db: the same rule as `omnitron history`'s uptime (home/history.py)."""
     now = time.time() if now is None else now
     try:
         history = History(history_path, readonly=True)
     except HistoryError:
-        return {app: [None] * UPTIME_BUCKETS for app in apps}
+        return {}
+    bars: dict[str, list[float | None]] = {}
     try:
-        return {app: [history.uptime_ratio(app, UPTIME_BUCKET_S, now=now - (UPTIME_BUCKETS - 1 - k) * UPTIME_BUCKET_S)
-                      for k in range(UPTIME_BUCKETS)] for app in apps}
+        for app in apps:
+            for k in range(UPTIME_BUCKETS):
+                end = now - (UPTIME_BUCKETS - 1 - k) * UPTIME_BUCKET_S
+                for instance, ratio in history.instance_uptime_ratios(app, UPTIME_BUCKET_S, now=end).items():
+                    bars.setdefault(f"{app}:{instance}", [None] * UPTIME_BUCKETS)[k] = ratio
     finally:
         history.close()
+    return bars
 
 
 def recent_output(log_path: str, count: int) -> list[dict[str, str]]:

@@ -278,6 +278,18 @@ def test_uptime_across_close_and_reopen(db: Path) -> None:
     h.close()
 
 
+def test_each_instance_has_its_own_uptime_and_the_app_is_their_mean(db: Path) -> None:
+    h = History(db)
+    h.record("daemon_start", DAEMON_APP, 0, at=T0 - HOUR)
+    h.record("start", "api", 0, at=T0 - HOUR)
+    h.record("start", "api", 1, at=T0 - HOUR)
+    h.record("exit", "api", 1, exit_code=1, at=T0 - HOUR / 4)
+    assert h.instance_uptime_ratios("api", HOUR, now=T0) == {0: pytest.approx(1.0), 1: pytest.approx(0.75)}
+    assert h.uptime_ratio("api", HOUR, now=T0) == pytest.approx(0.875)
+    assert h.instance_uptime_ratios("api", HOUR, now=T0 - 2 * HOUR) == {}  # not observed yet
+    h.close()
+
+
 # --- omnitron history --------------------------------------------------------------------------------------------
 
 

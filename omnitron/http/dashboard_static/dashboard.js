@@ -4,7 +4,7 @@
 
 const KEEP_S = 600;  // the charts show the last ten minutes
 const series = {};   // "app:N" -> [[wall, cpu, rss], ...]
-let uptime = {};     // app -> 24 hourly ratios (null: not observed)
+let uptime = {};     // "app:N" -> 24 hourly ratios (null: not observed)
 let selected = null;
 let lastStatus = null;
 
@@ -57,9 +57,9 @@ function sparkline(points) {
   return svg;
 }
 
-function uptimeBar(app) {
+function uptimeBar(key) {
   const bar = el("span", { class: "bar", title: "uptime per hour, oldest first" });
-  for (const ratio of uptime[app] || []) {
+  for (const ratio of uptime[key] || Array(24).fill(null)) {
     const cls = ratio === null ? "" : ratio >= 0.999 ? "u-full" : ratio > 0 ? "u-part" : "u-down";
     bar.append(el("i", { class: cls, title: ratio === null ? "no data" : `${(ratio * 100).toFixed(1)}% up` }));
   }
@@ -96,7 +96,7 @@ function render(status) {
       el("td", {}, duration(a.uptime_s)),
       el("td", {}, sparkline(ring.map((s) => s[1])), `${a.cpu_percent.toFixed(1)}%`),
       el("td", {}, sparkline(ring.map((s) => s[2])), bytes(a.memory_rss)),
-      el("td", {}, uptimeBar(a.name)),
+      el("td", {}, uptimeBar(a.key)),
       el("td", { class: "why" }, a.reason || ""));
     if (a.key === selected) tr.classList.add("selected");
     tr.addEventListener("click", () => select(a.key));
@@ -139,7 +139,7 @@ function select(key) {
 }
 
 async function refreshUptime() {
-  try { uptime = (await getJSON("api/uptime")).apps; } catch (err) { /* the next round tries again */ }
+  try { uptime = (await getJSON("api/uptime")).instances; } catch (err) { /* the next round tries again */ }
 }
 
 async function start() {
