@@ -140,3 +140,10 @@ def test_the_daemons_own_log(home: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert run(capsys, "--daemon", "--grep", '"n": [02]')[1] == ['{"event": "daemon_started", "n": 0}',
                                                                  '{"event": "daemon_started", "n": 2}']
     assert run(capsys, "--daemon", "api")[0] == 2
+
+
+def test_the_daemons_log_tail_reaches_into_its_rotated_files(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = Path(Home(home).ensure().daemon_log)
+    log.with_name("omnitron.log.1").write_text('{"n": 1}\n{"n": 2}\n')
+    log.write_text('{"n": 3}\n')
+    assert run(capsys, "--daemon", "-n", "2")[1] == ['{"n": 2}', '{"n": 3}']
