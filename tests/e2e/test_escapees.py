@@ -48,7 +48,7 @@ def kill_escapees() -> Iterator[None]:
     _started.clear()
 
 
-@pytest.mark.parametrize("mode", ["setsid", "setpgid", "clear-env"])
+@pytest.mark.parametrize("mode", ["setsid", "setsid-deaf", "setpgid", "clear-env"])
 def test_stop_stops_what_left_the_group(run_daemon: RunDaemon, tmp_path: Path, mode: str) -> None:
     pidfile = tmp_path / "escapee"
     daemon = run_daemon(escaping_app(mode, pidfile))
