@@ -78,6 +78,7 @@ class Instance:
         self.restart_reasons: Counter[str] = Counter()  # restarts by reason (crash, liveness, operator, ...)
         self._request: Request | None = None  # the wanted state; the latest request wins (retire excepted)
         self.last_asked: Request | None = None  # never cleared: lets a caller see its request overtaken
+        self.is_shutting_down = False  # set by shut_down(): no start or restart is taken any more
         self._wake = anyio.Event()
         self._changed = anyio.Event()  # set on every state or health change (a surge waits on it)
         self._background: TaskGroup | None = None  # output pumps and a surge's outgoing process
@@ -115,6 +116,12 @@ class Instance:
     def request_stop(self, reason: str = "operator") -> None:
         self._ask("stop", reason)
 
+    def shut_down(self) -> None:
+        """Stop for good, the daemon is shutting down: from here on no start or restart is taken and nothing is
+        spawned, so a crash, a memory restart or a SIGKILL at shutdown_timeout cannot bring it back."""
+        self.is_shutting_down = True
+        self._ask("stop", "shutdown")
+
     def request_restart(self, reason: str) -> None:
         """Replace the process (operator, liveness, memory, reload); starts it if it was resting. A `liveness`
         restart also counts like an early death (backoff, `fatal` past max_restarts)."""
@@ -137,6 +144,8 @@ class Instance:
 
     def _ask(self, goal: Goal, reason: str) -> None:
         if self._request is not None and self._request.goal == "retire":
+            return
+        if self.is_shutting_down and goal in ("start", "restart"):
             return
         self._request = self.last_asked = Request(goal, reason)
         self._wake.set()
@@ -236,7 +245,9 @@ class Instance:
         """Spawn and keep the process up until it rests; the goal that ended it when a request did."""
         restart_reason: str | None = None
         while True:
-            pending = await self._take_request(wait=False)  # retirement and stops are checked before any spawn
+            pending = await self._take_request(wait=False)  # retirement, stops and shutdown: before any spawn
+            if self.is_shutting_down and (pending is None or pending.goal not in ("stop", "retire")):
+                pending = Request("stop", "shutdown")
             if pending is not None and pending.goal in ("stop", "retire"):
                 if self.state is S.BACKOFF:
                     # BACKOFF -> STOPPED: a stop never waits for a pending retry (supervisord's kill() rule)

@@ -158,20 +158,24 @@ class Supervisor:
             for layer in reversed(app_layers(self.ecosystem.apps)):
                 group = [i for name in layer for i in self.instances.get(name, [])]
                 for instance in group:
-                    instance.request_stop("shutdown")
-                while not all(i.state in RESTING_STATES for i in group):
+                    instance.shut_down()
+                while not all(i.is_resting for i in group):
                     await self._changed.wait()
         if scope.cancelled_caught:
             self.kill_all()
             with anyio.move_on_after(5):
-                while not all(i.state in RESTING_STATES for i in self.all_instances()):
+                while not all(i.is_resting for i in self.all_instances()):
                     await self._changed.wait()
         for instance in self.all_instances():
             instance.retire()
         return not scope.cancelled_caught
 
     def kill_all(self) -> None:
+        """SIGKILL every group now (shutdown_timeout ran out, or a second SIGTERM). Every instance is shut down
+        first, those of layers whose turn had not come included: a running app killed here is not a crash to
+        restart."""
         for instance in self.all_instances():
+            instance.shut_down()
             instance.kill_now()
 
     # --- operator actions -----------------------------------------------------------------------------

@@ -118,3 +118,19 @@ async def test_shutdown_during_a_rolling_reload_stops_everything_and_spawns_noth
         assert all(i.state is S.STOPPED and not i.has_pending_start for i in supervisor.instances["app"])
         assert all_gone(recorder, "app:0", "app:1"), recorder.describe()
         assert isinstance(results[0], OmnitronError)
+
+
+async def test_shutdown_past_its_timeout_respawns_no_app_of_a_later_layer(recorder: Recorder, tmp_path: Path) -> None:
+    """Regression test for #13 (item 3): at shutdown_timeout every group is SIGKILLed, including those of
+    apps whose turn to stop had not come (dependencies wait for their dependents); such an app was running,
+    so its death counted as a crash and it was respawned during shutdown."""
+    apps = [{**SLOW_STOP, "name": "web", "kill_timeout": "5s", "depends_on": ["db"]},
+            {"name": "db", "command": app_script("ready.py")}]
+    async with run_supervisor(apps, recorder, tmp_path) as supervisor:
+        await recorder.until_line("READY", "web:0")
+        await recorder.until_state(S.RUNNING, "db:0")
+        db_starts = len(recorder.events_of("db:0", "start"))
+        assert await supervisor.shutdown(0.5) is False, "web ignores SIGTERM: shutdown_timeout runs out"
+        assert len(recorder.events_of("db:0", "start")) == db_starts, recorder.describe()
+        assert all(i.is_resting and i.pid is None for i in supervisor.all_instances()), supervisor.all_instances()
+        assert all_gone(recorder, "web:0", "db:0")
