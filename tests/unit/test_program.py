@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,18 +34,34 @@ def test_a_file_found_only_without_its_execute_bit_is_not_executable(tmp_path: P
     assert str(plain) in result.describe() and "chmod +x" in result.describe()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root searches every directory")
 def test_an_unsearchable_path_directory_is_skipped_so_the_program_is_not_found(tmp_path: Path) -> None:
-    """bash's rule, where execvp would say "Permission denied" (issue #20 item 5)."""
-    locked = tmp_path / "locked"
-    executable(locked / "tool")
-    locked.chmod(0o000)
+    """bash's rule, where execvp would say "Permission denied" (issue #20 item 5). Root searches every
+    directory, so as root the check runs as `nobody`, with the system Python and a copy of the module."""
+    base = Path(tempfile.mkdtemp(prefix="omprog-", dir="/tmp"))
     try:
-        result = check_program("tool", env={"PATH": f"{locked}:/nonexistent"}, cwd="/")
+        base.chmod(0o755)
+        locked = base / "locked"
+        executable(locked / "tool")
+        locked.chmod(0o000)
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); from program import check_program; "
+                "print(check_program('tool', env={'PATH': sys.argv[2]}, cwd='/').describe())")
+        search = f"{locked}:/nonexistent"
+        if os.geteuid() != 0:
+            result = check_program("tool", env={"PATH": search}, cwd="/").describe()
+        else:
+            python3 = shutil.which("python3", path="/usr/bin:/bin")
+            if python3 is None:
+                pytest.skip("as root this needs a system python3 that `nobody` can run")
+            shutil.copy(Path(__file__).parents[2] / "omnitron" / "config" / "program.py", base / "program.py")
+            (base / "program.py").chmod(0o644)
+            run = subprocess.run([python3, "-c", code, str(base), search], user=65534, group=65534, cwd="/",
+                                 capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+            assert run.returncode == 0, run.stderr
+            result = run.stdout.strip()
+        assert result == f"tool: not found in PATH {search}"
     finally:
-        locked.chmod(0o755)
-    assert result.verdict == "not found"
-    assert result.describe() == f"tool: not found in PATH {locked}:/nonexistent"
+        (base / "locked").chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_a_directory_named_like_the_program_is_not_the_program(tmp_path: Path) -> None:
