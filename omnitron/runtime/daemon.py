@@ -240,6 +240,7 @@ class Daemon:
                                                           sockets=self.listen_sockets),
                                           events=events, usage=self.usage, sockets=self.listen_sockets)
             self.supervisor.add_listener(lambda _instance: state.mark_dirty())
+            self.supervisor.add_membership_listener(state.mark_dirty)
             exit_rule = ExitRule(self.loaded.ecosystem.daemon, self.supervisor, self._end_on_own)
             self.supervisor.add_listener(exit_rule.on_change)
             tg.start_soon(state.run)

@@ -49,6 +49,7 @@ class Supervisor:
         self._services = InstanceServices(open_output=open_output, launch=launch, events=events,
                                           on_change=self._on_change)
         self._listeners: list[Callable[[Instance], None]] = []
+        self._membership_listeners: list[Callable[[], None]] = []
         self._tg = tg
         self._memory_limits = MemoryLimits(self, usage)
         self.autoscaler = Autoscaler(self, usage)
@@ -61,6 +62,10 @@ class Supervisor:
         self.is_accepting = True
 
     # --- bookkeeping ------------------------------------------------------------------------------------
+
+    def add_membership_listener(self, listener: Callable[[], None]) -> None:
+        """Called when instances leave (scaled away, removed by a reload), so state.json drops them."""
+        self._membership_listeners.append(listener)
 
     def add_listener(self, listener: Callable[[Instance], None]) -> None:
         """Called after every state or health change of any instance (the state file, the exit rule)."""
@@ -334,6 +339,8 @@ class Supervisor:
         for instance in removed:
             self._locks.pop(instance, None)
         del group[count:]
+        for listener in self._membership_listeners if removed else []:
+            listener()
         self.ecosystem = self.ecosystem.model_copy(
             update={"apps": [a.model_copy(update={"instances": count}) if a.name == name else a
                              for a in self.ecosystem.apps]})
