@@ -143,6 +143,27 @@ class ControlClient:
             fix=f"it is stopped or wedged: {kill}; see its log {self.home.daemon_log}",
         )
 
+    def _not_json(self, method: str, path: str, status: int) -> OmnitronError:
+        """An answer without our JSON: a 5xx is the server's own (a request cut off by a shutdown, or a failure
+        before our routes); anything else is not an omnitron daemon of this version."""
+        if status < 500:
+            return OmnitronError(
+                f"the daemon answered {method} {path} with HTTP {status} and a body that is not JSON",
+                fix="check that OMNITRON_HOME belongs to an omnitron daemon of the same version",
+            )
+        from omnitron.home.paths import Home
+        from omnitron.home.pidlock import is_locked
+
+        if not is_locked(Home(self.home.root).pidfile):
+            return OmnitronError(
+                f"the daemon shut down while answering {method} {path}",
+                fix="run `omnitron up` if it should be running; `omnitron events` shows what happened before",
+            )
+        return OmnitronError(
+            f"the daemon did not finish {method} {path} (HTTP {status}): it is shutting down, or the request failed",
+            fix=f"check `omnitron status`, and the daemon log {self.home.daemon_log}",
+        )
+
     def _connect(self, timeout: float) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
@@ -208,10 +229,7 @@ class ControlClient:
         try:
             document = response.json()
         except ValueError:
-            raise OmnitronError(
-                f"the daemon answered {method} {path} with HTTP {response.status} and a body that is not JSON",
-                fix="check that OMNITRON_HOME belongs to an omnitron daemon of the same version",
-            ) from None
+            raise self._not_json(method, path, response.status) from None
         if response.status >= 400:
             raise error_from_json(document, response.status)
         return response.status, document

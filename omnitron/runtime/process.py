@@ -264,6 +264,9 @@ def spawn(spec: LaunchSpec) -> ChildProcess:
 def spawn_failure(error: OSError | ValueError, spec: LaunchSpec) -> str:
     """Why the spawn failed, naming the program and the PATH it was looked up in (bash's rule: "not found"
     when a PATH directory is unreadable, where the OS says EACCES)."""
+    resource = _resource_shortage(error)
+    if resource is not None:
+        return resource
     if not os.path.isdir(spec.cwd):
         return f"spawn failed: the working directory {spec.cwd} does not exist (check `cwd`)"
     if isinstance(error, OSError) and spec.argv:
@@ -274,6 +277,26 @@ def spawn_failure(error: OSError | ValueError, spec: LaunchSpec) -> str:
         return f"spawn failed: {error} (check `command`)"  # an argument or env value the OS cannot take
     program = f"{spec.argv[0]}: " if spec.argv else ""
     return f"spawn failed: {program}{error.strerror or error} (check `command`)"
+
+
+def _resource_shortage(error: OSError | ValueError) -> str | None:
+    """The daemon or the system ran out of something: the app's `command` is not to blame (issue 13, item 17)."""
+    import errno
+    import resource
+
+    if not isinstance(error, OSError):
+        return None
+    if error.errno in (errno.EMFILE, errno.ENFILE):
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        whose = "the daemon" if error.errno == errno.EMFILE else "the system"
+        return (f"spawn failed: {whose} is out of open files ({error.strerror}; the daemon's limit is {soft}): "
+                "raise the limit (`ulimit -n`, LimitNOFILE=, docker --ulimit nofile=) or run fewer instances")
+    if error.errno == errno.EAGAIN:
+        return (f"spawn failed: the system refused a new process ({error.strerror}): raise the process limit "
+                "(`ulimit -u`, the container's pids limit) or run fewer instances")
+    if error.errno == errno.ENOMEM:
+        return f"spawn failed: out of memory ({error.strerror}): free memory or run fewer instances"
+    return None
 
 
 async def stop(child: ChildProcess, sig: int, kill_timeout_s: float) -> bool:

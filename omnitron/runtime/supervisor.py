@@ -206,7 +206,20 @@ class Supervisor:
                 await stack.enter_async_context(self._locks.setdefault(instance, anyio.Lock()))
             if is_start:
                 self._check_accepting()
+            self._drop_scaled_away(targets)
             yield
+
+    def _drop_scaled_away(self, targets: list[Instance]) -> None:
+        """Instances scaled away (or removed by a reload) while the request waited its turn leave `targets`;
+        when none is left the request fails as it would have had it come a moment later (issue 13, item 17)."""
+        gone = [i for i in targets if i not in self.instances.get(i.app.name, [])]
+        if not gone:
+            return
+        targets[:] = [i for i in targets if i not in gone]
+        if not targets:
+            keys = ", ".join(i.key for i in gone)
+            raise UsageError(f"{keys} {'was' if len(gone) == 1 else 'were'} scaled away while this request waited "
+                             "for its turn", "see `omnitron status`")
 
     async def start(self, name: str, index: int | None) -> StartReport:
         """Start what rests, at once for an instance in backoff; an app already running is left alone."""

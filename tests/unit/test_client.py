@@ -13,6 +13,7 @@ import pytest
 from omnitron.cli.client import ControlClient, HTTPResponse, exchange, http_get, quote
 from omnitron.errors import ConfigError, DaemonNotAnswering, DaemonNotRunning, ExitCode, OmnitronError, UsageError
 from omnitron.home.paths import Home
+from omnitron.home.pidlock import PidLock
 from omnitron.http.control_app import build_control_app
 from omnitron.http.guard import CONTROL_LIMITS, BodyLimit
 from omnitron.http.server import EmbeddedServer
@@ -248,3 +249,30 @@ async def test_round_trip_through_the_real_control_server(omni_home: Home) -> No
                 assert daemon.shutdown_requested
         finally:
             server.stop()
+
+
+INTERNAL_ERROR = b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: 21\r\n\r\n" \
+                 b"Internal Server Error"
+
+
+def test_a_500_without_json_from_a_daemon_that_shut_down_says_so(omni_home: Home) -> None:
+    # Regression test for the hardening issue, item 17: a request cut off by a shutdown told the user to check
+    # that OMNITRON_HOME belongs to an omnitron daemon "of the same version".
+    with unix_server(str(omni_home.socket), lambda r: INTERNAL_ERROR):
+        with pytest.raises(OmnitronError) as caught:
+            ControlClient(omni_home).status()
+    assert caught.value.one_line().startswith("the daemon shut down while answering GET /v1/status (run `omnitron up`")
+    assert "same version" not in caught.value.one_line()
+
+
+def test_a_500_without_json_from_a_daemon_still_running_says_it_did_not_finish(omni_home: Home) -> None:
+    lock = PidLock(omni_home.pidfile)
+    lock.acquire()  # the daemon still holds its home
+    try:
+        with unix_server(str(omni_home.socket), lambda r: INTERNAL_ERROR):
+            with pytest.raises(OmnitronError) as caught:
+                ControlClient(omni_home).status()
+    finally:
+        lock.release()
+    assert caught.value.cause == ("the daemon did not finish GET /v1/status (HTTP 500): it is shutting down, or the "
+                                  "request failed")
