@@ -93,8 +93,12 @@ def run(args: argparse.Namespace) -> int:
             _print(event, as_json=args.json)
             sys.stdout.flush()
         return ExitCode.OK
-    for event in stored_events(args.app, args.lines):
+    stored = stored_events(args.app, args.lines)
+    for event in stored:
         _print(event, as_json=args.json)
+    if not stored and not args.json and args.lines:
+        what = f"for {args.app} " if args.app else ""
+        sys.stdout.write(f"no events {what}yet (history.db records them once the daemon has run)\n")
     return ExitCode.OK
 
 

@@ -174,3 +174,29 @@ def test_wait_times_out_and_checks_its_arguments(run_daemon: RunDaemon, home: Pa
     assert daemon.cli("wait", "tick", "--for", "sleeping").returncode == 2
     bad = daemon.cli("wait", "tick", "--for", "running", "--timeout", "soon")
     assert bad.returncode == 2 and "--timeout 'soon' is not a duration" in bad.stderr, bad.stderr
+
+
+def test_scale_and_reload_are_events_with_their_reason(run_daemon: RunDaemon) -> None:
+    daemon = run_daemon(TICKER)
+    daemon.wait_states("tick", "running")
+    daemon.ok("scale", "tick", "2")
+    daemon.ok("reload")  # the config says 1 instance: the reload scales it back
+
+    def stored() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in daemon.ok("events", "--json").splitlines()]
+
+    events = wait_for(lambda: (found := stored()) and any(e["kind"] == "reload" for e in found) and found,
+                      describe=lambda: str(stored()))  # rows reach history.db within 200 ms
+    scale = [(e["app"], e["reason"]) for e in events if e["kind"] == "scale"]
+    assert scale == [("tick", "1 -> 2 (operator)"), ("tick", "2 -> 1 (reload)")]
+    reload = [(e["app"], e["reason"]) for e in events if e["kind"] == "reload"]
+    assert reload == [("omnitron", "scaled tick 2 -> 1")]
+    only_tick = [json.loads(line)["kind"] for line in daemon.ok("events", "tick", "--json").splitlines()]
+    assert "scale" in only_tick and "reload" not in only_tick, "an app's events are its own, the daemon's are not"
+
+
+def test_events_before_any_daemon_says_so(home: Path) -> None:
+    text = cli("events", home=home)
+    assert text.returncode == 0 and text.stdout == "no events yet (history.db records them once the daemon has run)\n"
+    as_json = cli("events", "--json", home=home)
+    assert as_json.returncode == 0 and as_json.stdout == ""
