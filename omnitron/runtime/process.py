@@ -19,6 +19,7 @@ owner of three rules:
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -224,11 +225,11 @@ _LISTEN_SHIM: Final = (
 def _argv_for(spec: LaunchSpec) -> list[str]:
     if not spec.listen_fds:
         return list(spec.argv)
-    import shutil
     import sys
 
-    if shutil.which(spec.argv[0], path=spec.env.get("PATH")) is None and "/" not in spec.argv[0]:
-        raise FileNotFoundError(2, "No such file or directory", spec.argv[0])
+    # The shim's own exec error would be an exit 127 (a crash loop); refuse here, as a plain spawn would.
+    if not check_program(spec.argv[0], env=spec.env, cwd=spec.cwd).is_ok:
+        raise FileNotFoundError(errno.ENOENT, "cannot run the command", spec.argv[0])
     fds = [str(fd) for fd in spec.listen_fds]
     return [sys.executable, "-I", "-S", "-c", _LISTEN_SHIM, str(len(fds)), *fds, *spec.argv]
 

@@ -233,3 +233,22 @@ def test_a_reload_that_moves_listen_serves_the_new_address_and_closes_the_old(
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", old_port), timeout=5).close()
     assert sorted(fds_of(instance["pid"])) == [0, 1, 2, 3], "the new process holds only the new socket"
+
+
+def test_a_listen_app_whose_program_cannot_run_is_fatal_naming_it(run_daemon: RunDaemon, tmp_path: Path) -> None:
+    """The exec shim would only exit 127 (a crash loop): the program is checked before the spawn instead."""
+    script = tmp_path / "serve"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o644)
+    port = free_port()
+    daemon = run_daemon(listen_app(port, json.dumps([str(script)]), instances=1) + f"""
+        [[apps]]
+        name = "lost"
+        command = ["gunicron", "app:wsgi"]
+        listen = "127.0.0.1:{free_port()}"
+    """)
+    daemon.wait_states("web", "fatal", count=1)
+    daemon.wait_states("lost", "fatal", count=1)
+    entries = {a["name"]: a for a in daemon.status()["apps"]}
+    assert f"{script} is not executable" in entries["web"]["reason"] and entries["web"]["restarts"] == 0, entries
+    assert "gunicron: not found in PATH" in entries["lost"]["reason"], entries
