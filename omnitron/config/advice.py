@@ -25,6 +25,9 @@ def config_warnings(apps: Sequence[AppConfig], environ: Mapping[str, str]) -> li
         if _uses_port_without_one(app, environ):
             lines.append(f"{where}: uses ${{PORT}} but sets no `port` (nor `listen`) and PORT is not in the "
                          "environment, so it becomes empty; set `port = 3000` or write ${PORT:-3000}")
+        if not app.listen and any("LISTEN_FD" in bare_references(arg) for arg in app.command or []):
+            lines.append(f"{where}: uses ${{LISTEN_FD}} but has no `listen`, so it becomes empty; add "
+                         '`listen = "0.0.0.0:3000"` (docs/sockets.md)')
     return lines
 
 

@@ -189,3 +189,16 @@ def test_a_valid_chain_of_1500_apps_is_valid(tmp_path: Path, reverse: bool) -> N
     result = check("-c", str(path))
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == f"{path}: OK (1500 apps, 1500 instances)\n"
+
+
+def test_check_warns_about_listen_fd_in_an_app_without_listen(tmp_path: Path) -> None:
+    """Issue 14: `${LISTEN_FD}` with no `listen` is an empty argument (`uvicorn --fd ''`); one warning."""
+    path = tmp_path / "omnitron.toml"
+    path.write_text('[[apps]]\nname = "api"\ncommand = "true --fd ${LISTEN_FD}"\n\n'
+                    '[[apps]]\nname = "fine"\ncommand = "true --fd ${LISTEN_FD}"\nlisten = "127.0.0.1:3000"\n')
+    result = check("-c", str(path), env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"{path}: warning: apps[0] (api): uses ${{LISTEN_FD}} but has no `listen`, so it becomes empty; add "
+        '`listen = "0.0.0.0:3000"` (docs/sockets.md)',
+    ]
