@@ -75,6 +75,9 @@ def _sse(event: str, payload: object) -> bytes:
 
 
 def build_dashboard_app(source: DashboardSource, token: str | None) -> Starlette:
+    # The charts show the last minutes as soon as a page opens, so the usage ring fills for the daemon's
+    # life once a dashboard is configured (an idle daemon without one still samples nothing).
+    source.usage.hold(TICK_S, "dashboard")
     def authorised(request: Request) -> tuple[bool, bool]:
         """(allowed, came with ?token= and so should get the cookie)."""
         if not token:

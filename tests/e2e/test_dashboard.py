@@ -168,3 +168,20 @@ def test_a_busy_dashboard_address_fails_the_start_with_one_line(run_daemon: Call
         assert daemon.wait_exit() == 1
     assert f"cannot serve the dashboard on 127.0.0.1:{busy}" in daemon.output()
     assert not (daemon.home / "omnitron.sock").exists()
+
+
+def test_the_charts_have_the_minutes_before_a_page_opens(run_daemon: Callable[..., Daemon]) -> None:
+    """With a dashboard configured the usage ring fills from the start, not only once someone reads it."""
+    daemon = run_daemon(config() + f"""
+[[apps]]
+name = "clock"
+command = {app_argv("ticker.py", "0.5")}
+""")
+    port = dashboard_port(daemon)
+    log = daemon.home / "logs" / "clock-0.log"
+    # nothing reads figures meanwhile; the clock's 12th line means ~6 s have passed
+    wait_for(lambda: log.exists() and log.read_text().count("more spewage") >= 12, timeout=30,
+             describe=daemon.describe)
+    samples = json.loads(get(port, "/api/usage")[2])["clock:0"]
+    assert len(samples) >= 3, samples
+    assert all(later[0] > earlier[0] for earlier, later in zip(samples, samples[1:], strict=False))

@@ -41,17 +41,22 @@ function bytes(n) {
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
-function sparkline(points) {
+// CPU: from 0 to the peak, but at least `floor` (a trickle is not a full-height line); memory (`relative`):
+// from the lowest to the highest sample, flat in the middle when it hardly moves (as `omnitron monit` draws).
+function sparkline(points, { floor = 0, relative = false } = {}) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("class", "spark");
   svg.setAttribute("viewBox", "0 0 90 20");
   svg.setAttribute("preserveAspectRatio", "none");
   if (points.length > 1) {
-    const max = Math.max(...points, 1e-9);
+    const low = relative ? Math.min(...points) : 0;
+    const top = Math.max(...points, floor);
+    const flat = top - low <= (relative ? 0.01 * top : 0);
     const step = 90 / (points.length - 1);
+    const y = (v) => (flat ? (relative ? 10 : 19) : 19 - ((v - low) / (top - low)) * 18).toFixed(1);
     const line = document.createElementNS(ns, "polyline");
-    line.setAttribute("points", points.map((v, i) => `${(i * step).toFixed(1)},${(19 - (v / max) * 18).toFixed(1)}`).join(" "));
+    line.setAttribute("points", points.map((v, i) => `${(i * step).toFixed(1)},${y(v)}`).join(" "));
     svg.append(line);
   }
   return svg;
@@ -94,8 +99,8 @@ function render(status) {
       el("td", {}, a.pid === null ? "–" : String(a.pid)),
       el("td", { class: "restarts" }, String(a.restarts)),
       el("td", {}, duration(a.uptime_s)),
-      el("td", {}, sparkline(ring.map((s) => s[1])), `${a.cpu_percent.toFixed(1)}%`),
-      el("td", {}, sparkline(ring.map((s) => s[2])), bytes(a.memory_rss)),
+      el("td", {}, sparkline(a.pid === null ? [] : ring.map((s) => s[1]), { floor: 5 }), `${a.cpu_percent.toFixed(1)}%`),
+      el("td", {}, sparkline(a.pid === null ? [] : ring.map((s) => s[2]), { relative: true }), bytes(a.memory_rss)),
       el("td", {}, uptimeBar(a.key)),
       el("td", { class: "why" }, a.reason || ""));
     if (a.key === selected) tr.classList.add("selected");
