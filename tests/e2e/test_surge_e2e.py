@@ -4,16 +4,20 @@ reloaded and scaled while a client hammers its port, and the client sees no refu
 from __future__ import annotations
 
 import http.client
+import json
 import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from tests.daemon_harness import OMNITRON, Daemon, app_argv, cli_env, write_config
 from tests.e2e.test_listen_e2e import free_port, listen_app, serving_instances
-from tests.helpers import wait_for
+from tests.helpers import APPS, wait_for
 
 RunDaemon = Callable[..., Daemon]
 
@@ -166,3 +170,23 @@ def test_after_the_daemon_dies_mid_surge_the_next_up_stops_the_old_process_too(
         assert instance["pid"] not in (old, new)
     finally:
         second.stop()
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+def test_real_servers_restart_under_load_with_no_failed_request(run_daemon: RunDaemon, server: str) -> None:
+    pytest.importorskip(server)
+    port = free_port()
+    argv = {"uvicorn": [sys.executable, "-m", "uvicorn", "--fd", "${LISTEN_FD}", "--app-dir", str(APPS),
+                        "--no-access-log", "asgi_app:app"],
+            "gunicorn": [sys.executable, "-m", "gunicorn", "--workers", "1", "--graceful-timeout", "5",
+                         "--chdir", str(APPS), "wsgi_app:app"]}[server]
+    daemon = run_daemon(listen_app(port, json.dumps(argv), instances=2))
+    daemon.wait_states("web", "running", count=2)
+    serving_instances(port, {"0", "1"})
+    with Hammer(port) as hammer:
+        hammer.wait_requests(20)
+        first = pids(daemon)
+        daemon.ok("restart", "web")
+        assert not first & pids(daemon)
+        hammer.wait_requests(20)
+    assert not hammer.failures, f"{hammer.ok} ok, failed: {dict(hammer.failures)}"
