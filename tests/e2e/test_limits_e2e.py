@@ -44,3 +44,48 @@ def test_silent_health_connections_leave_spawning_health_and_control_working(
     wait_for(lambda: psutil.Process(daemon.proc.pid).num_fds() < 200, timeout=10,
              describe="the daemon's descriptors to come back once the clients left")
     assert len(daemon.events("accept_failed")) <= 2, daemon.events("accept_failed")[:3]
+
+
+def unix_connect(daemon: Daemon) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(20)
+    sock.connect(str(daemon.home / "omnitron.sock"))
+    return sock
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def test_the_control_socket_bounds_silent_clients_and_bodies(run_daemon: Callable[..., Daemon]) -> None:
+    """Regression test for #13 (item 6): the control socket held silent connections forever, took a 300 MB
+    body (the daemon grew to 340 MB), and logged a traceback for a client gone mid-body."""
+    daemon = run_daemon(f"""
+        [[apps]]
+        name = "app"
+        command = {app_argv("ready.py")}
+        """)
+    daemon.wait_states("app", "running")
+    silent = unix_connect(daemon)
+    huge = unix_connect(daemon)
+    gone = unix_connect(daemon)
+    try:
+        head = b"POST /v1/apps/app/restart HTTP/1.1\r\nHost: x\r\nContent-Length: 300000000\r\n\r\n"
+        huge.sendall(head + b" " * 65536)
+        assert read_until_closed(huge).startswith(b"HTTP/1.1 413"), "a 300 MB body was not refused"
+        gone.sendall(b"POST /v1/apps/app/restart HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+        gone.close()
+        wait_for(lambda: daemon.events("control_client_disconnected"), timeout=10, describe=daemon.describe)
+        assert read_until_closed(silent) == b"", "the silent client got an answer"  # closed at the head deadline
+    finally:
+        for sock in (silent, huge, gone):
+            sock.close()
+    assert not daemon.events("control_request_failed"), "a traceback was logged"
+    assert daemon.status()["apps"][0]["state"] == "running"
+    assert psutil.Process(daemon.proc.pid).memory_info().rss < 200 * 1024 * 1024
