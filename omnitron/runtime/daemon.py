@@ -30,7 +30,7 @@ from omnitron.output.capture import OutputRouter
 from omnitron.output.stdout_writer import StdoutWriter
 from omnitron.runtime import signals
 from omnitron.runtime.escapees import stop_leftovers
-from omnitron.runtime.events import EventRecorder, daemon_event
+from omnitron.runtime.events import Event, EventRecorder, daemon_event
 from omnitron.runtime.exit_rule import ExitRule
 from omnitron.runtime.launch import Launcher
 from omnitron.runtime.listeners import ListenSockets
@@ -176,11 +176,10 @@ class Daemon:
         mine = [i for i in self.snapshot().instances if i.name == app and i.instance == number]
         return await inspect_instance(self.supervisor, events, self.home, app, index, mine[0] if mine else None)
 
-    def _start_hooks(self, events: EventRecorder) -> HookRunner | None:
-        """The `[[hooks]]` runner, listening to every event from the first (its task starts with the rest)."""
+    def _start_hooks(self, events: EventRecorder) -> HookRunner:
+        """The `[[hooks]]` runner, listening to every event from the first (its task starts with the rest); a
+        reload's event hands it the new config's hooks."""
         hooks = self.loaded.ecosystem.hooks
-        if not hooks:
-            return None
         from omnitron.output.recent import recent_lines
         from omnitron.runtime.hooks import HookRunner
 
@@ -188,6 +187,12 @@ class Daemon:
         runner = HookRunner(hooks, cwd=str(self.loaded.path.parent),
                             recent=lambda app, index, count: recent_lines(home.instance_log(app, index), count))
         events.add_listener(runner.on_event)
+
+        def on_reload(event: Event) -> None:
+            if event.kind == "reload" and self._supervisor is not None:
+                runner.replace(self._supervisor.ecosystem.hooks)
+
+        events.add_listener(on_reload)
         return runner
 
     def _emit_daemon_stop(self, events: EventRecorder) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Final
 
 import anyio
+import anyio.abc
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -78,6 +79,7 @@ class HookWorker:
         self._send: MemoryObjectSendStream[Event]
         self._receive: MemoryObjectReceiveStream[Event]
         self._send, self._receive = anyio.create_memory_object_stream[Event](queue_size)
+        self.finished = anyio.Event()
 
     def __repr__(self) -> str:
         return f"<HookWorker {self.name}>"
@@ -102,8 +104,11 @@ class HookWorker:
         self._send.close()
 
     async def run(self) -> None:
-        async for event in self._receive:
-            await self._deliver(event)
+        try:
+            async for event in self._receive:
+                await self._deliver(event)
+        finally:
+            self.finished.set()
 
     async def _deliver(self, event: Event) -> None:
         output: list[dict[str, str]] = []
@@ -203,9 +208,27 @@ class HookRunner:
 
     def __init__(self, hooks: list[HookConfig], *, cwd: str, recent: RecentLines) -> None:
         self.failures = 0
+        self._cwd, self._recent = cwd, recent
         self._done = anyio.Event()
-        self.workers = [HookWorker(i, hook, cwd=cwd, recent=recent, on_failure=self._count)
-                        for i, hook in enumerate(hooks)]
+        self._tg: anyio.abc.TaskGroup | None = None
+        self.hooks = list(hooks)
+        self.workers = self._workers(hooks)
+
+    def _workers(self, hooks: list[HookConfig]) -> list[HookWorker]:
+        return [HookWorker(i, hook, cwd=self._cwd, recent=self._recent, on_failure=self._count)
+                for i, hook in enumerate(hooks)]
+
+    def replace(self, hooks: list[HookConfig]) -> None:
+        """A reload's hooks: the old workers deliver what they have queued, then end; new events go to the new."""
+        if hooks == self.hooks:
+            return
+        old, self.workers, self.hooks = self.workers, self._workers(hooks), list(hooks)
+        for worker in old:
+            worker.close()
+        if self._tg is not None:
+            for worker in self.workers:
+                self._tg.start_soon(worker.run)
+        log.info("hooks_reloaded", hooks=[w.name for w in self.workers])
 
     def __repr__(self) -> str:
         return f"<HookRunner {len(self.workers)} hooks, {self.failures} failures>"
@@ -221,8 +244,10 @@ class HookRunner:
     async def run(self) -> None:
         try:
             async with anyio.create_task_group() as tg:
+                self._tg = tg
                 for worker in self.workers:
                     tg.start_soon(worker.run)
+                await anyio.sleep_forever()  # until finish() or the daemon's end: a reload may add hooks
         finally:
             self._done.set()
 
@@ -231,4 +256,10 @@ class HookRunner:
         for worker in self.workers:
             worker.close()
         with anyio.move_on_after(timeout_s):
-            await self._done.wait()
+            await self._all_delivered()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()  # a hook still running past the bound is killed
+
+    async def _all_delivered(self) -> None:
+        for worker in self.workers:
+            await worker.finished.wait()

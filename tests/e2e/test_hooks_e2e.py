@@ -172,3 +172,27 @@ def test_a_hook_that_hangs_delays_no_restart(run_daemon: RunDaemon, tmp_path: Pa
     dropped = daemon.events("hook_event_dropped")
     assert all(e["level"] == "error" for e in dropped)
     assert os.path.exists(daemon.home / "history.db")
+
+
+def test_a_reload_brings_new_hooks(run_daemon: RunDaemon, tmp_path: Path) -> None:
+    out = tmp_path / "hook.out"
+    app = f"""
+        [[apps]]
+        name = "calm"
+        command = {app_argv("ready.py")}
+        min_uptime = "0.1s"
+    """
+    daemon = run_daemon(app)
+    daemon.wait_states("calm", "running")
+    script = f"import sys; open({str(out)!r}, 'a').write(sys.stdin.read())"
+    daemon.config.write_text(daemon.config.read_text() + f"""
+[[hooks]]
+on = ["stop"]
+exec = {json.dumps([sys.executable, "-c", script])}
+""")
+    daemon.ok("reload")
+    daemon.ok("stop", "calm")
+    wait_for(lambda: out.exists() and out.read_text().endswith("\n"), describe=daemon.describe)
+    (event,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (event["kind"], event["app"], event["reason"]) == ("stop", "calm", "operator")
+    assert daemon.events("hooks_reloaded")
