@@ -140,7 +140,20 @@ def render_status(document: Mapping[str, Any], *, colour: bool = False, restarts
         lines += table(apps, colour=colour, restarts_glyph=restarts_glyph)
         lines += reasons(apps)
     lines += scaling_lines(apps)
+    lines += listen_lines(apps)
     return "\n".join(lines) + "\n"
+
+
+def listen_lines(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per app with `listen`: the socket(s) its instances share, and a surge in progress."""
+    seen: dict[str, list[str]] = {}
+    for entry in entries:
+        listen = entry.get("listen")
+        if isinstance(listen, list) and listen:
+            notes = seen.setdefault(str(entry["name"]), [", ".join(map(str, listen))])
+            if entry.get("replacing_pid") is not None:
+                notes.append(f"{entry['name']}:{entry['instance']} replacing pid {entry['replacing_pid']}")
+    return [f"{name}: listens on {'; '.join(notes)}" for name, notes in seen.items()]
 
 
 def reasons(entries: Sequence[Mapping[str, Any]]) -> list[str]:

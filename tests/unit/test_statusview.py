@@ -148,3 +148,13 @@ def test_every_instance_not_running_gets_a_line_saying_why() -> None:
     assert lines[-1] == "web:0  stopped: operator (last exit 01:50:00Z: signal SIGTERM, operator)"
     long = entry("w", state="backoff", reason="backoff: " + "x" * 200)
     assert all(len(line) <= 80 for line in render_status({"daemon": daemon(), "apps": [long]}).splitlines())
+
+
+def test_an_app_with_listen_gets_one_line_naming_its_socket_and_any_surge() -> None:
+    """Issue 14: status shows the shared socket, and which instance is replacing which PID."""
+    from omnitron.cli.statusview import listen_lines
+
+    base = {"state": "running", "pid": 10, "listen": ["0.0.0.0:3001"]}
+    entries = [{"name": "api", "instance": 0, **base}, {"name": "api", "instance": 1, **base, "replacing_pid": 7},
+               {"name": "worker", "instance": 0, "state": "running", "pid": 11}]
+    assert listen_lines(entries) == ["api: listens on 0.0.0.0:3001; api:1 replacing pid 7"]
