@@ -183,5 +183,6 @@ command = {app_argv("ticker.py", "0.5")}
     wait_for(lambda: log.exists() and log.read_text().count("more spewage") >= 12, timeout=30,
              describe=daemon.describe)
     samples = json.loads(get(port, "/api/usage")[2])["clock:0"]
-    assert len(samples) >= 3, samples
+    # without sampling from the start, this first read would find one sample: the round it asked for itself
+    assert len(samples) >= 2, samples
     assert all(later[0] > earlier[0] for earlier, later in zip(samples, samples[1:], strict=False))
