@@ -127,6 +127,8 @@ class Daemon:
             survivors = await stop_survivors(read_state(self.home.state_file),
                                              {a.name: a.kill_timeout for a in self.loaded.ecosystem.apps})
             self.listen_sockets.bind((a.name, a.listen) for a in self.loaded.ecosystem.apps)
+            for app, address, _queued in self.listen_sockets.snapshot():
+                log.info("listen_socket_bound", app=app, address=address)
             health_sock, control_sock = self._bind_sockets()
             try:
                 self._dashboard_sock = self._bind_dashboard()

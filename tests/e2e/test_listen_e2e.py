@@ -88,6 +88,8 @@ def test_two_plain_instances_share_one_socket_as_fd_3_with_systemd_variables(run
     assert json.loads(get(port, "/env"))["LISTEN_FDNAMES"] == "web"
     daemon_fds = fds_of(daemon.proc.pid)
     assert sockets <= set(daemon_fds.values()), "the daemon holds the socket itself"
+    bound = daemon.events("listen_socket_bound")
+    assert [(e["app"], e["address"]) for e in bound] == [("web", f"127.0.0.1:{port}")], bound
 
 
 def test_an_app_without_listen_inherits_no_fd_beyond_stdio(run_daemon: RunDaemon, tmp_path: Path) -> None:
