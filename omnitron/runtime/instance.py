@@ -377,8 +377,9 @@ class Instance:
         def on_exit(child: ChildProcess) -> None:
             code = child.exit_code
             assert code is not None
+            why = ("exited" if code == 0 else "crash") if outgoing.exited_on_its_own else "replaced"
             self._emit("exit", pid=child.pid, exit_code=code if code >= 0 else None, signal=-code if code < 0 else None,
-                       reason="replaced")
+                       reason=why)
             log.info("surge_finished", app=self.app.name, instance=self.index, pid=child.pid, new_pid=self.pid)
             if self.outgoing is outgoing:
                 self.outgoing = None

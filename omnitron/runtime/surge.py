@@ -80,6 +80,7 @@ class Outgoing:
     stop_signal: int
     kill_timeout_s: float
     gone: anyio.Event = field(default_factory=anyio.Event)
+    exited_on_its_own: bool = False  # it died before it was replaced (its exit is then no `replaced`)
 
     @property
     def child(self) -> ChildProcess:
@@ -93,6 +94,7 @@ class Outgoing:
             async with anyio.create_task_group() as tg:
                 async def exited() -> None:
                     await self.child.wait_exited()
+                    self.exited_on_its_own = True
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(exited)

@@ -94,3 +94,22 @@ async def test_a_replacement_that_never_comes_up_leaves_the_old_process_serving_
         assert instance.outgoing is None
         exits = [e for e in recorder.events_of(kind="exit") if e.pid == old]
         assert len(exits) == 1 and exits[0].reason == "replaced"
+
+
+async def test_an_old_process_that_dies_during_the_surge_is_reported_as_a_crash(
+        recorder: Recorder, tmp_path: Path) -> None:
+    go = tmp_path / "die"
+    # the first process exits 5 once `go` appears; its replacement (same command) is never ready (min_uptime)
+    command = ["sh", "-c", f"echo READY; while [ ! -e {shlex.quote(str(go))} ]; do sleep 0.02; done; exit 5"]
+    async with run_instance(app_config(tmp_path, command, **SURGE, min_uptime="30s"), recorder) as instance:
+        instance.request_start()
+        await recorder.until_line("READY")
+        old = instance.pid
+        assert old is not None
+        instance.request_restart("operator")
+        await recorder.until(lambda: recorder.states().count(S.STARTING) == 2, "the replacement spawned")
+        await recorder.until(lambda: len(recorder.lines.get("app:0", [])) >= 2, "the replacement's READY")
+        go.touch()  # both see it: the old one exits 5 while it is still the outgoing process
+        await recorder.until(lambda: any(e.pid == old for e in recorder.events_of(kind="exit")), "the old exit")
+        [exit_event] = [e for e in recorder.events_of(kind="exit") if e.pid == old]
+        assert exit_event.exit_code == 5 and exit_event.reason == "crash"
