@@ -7,8 +7,9 @@ matters over `kubectl exec -it`). It needs only a terminfo entry; without TERM (
 leave it) it tries xterm-256color, xterm, vt100.
 
 Live from the control socket: a thread follows GET /v1/events?follow=1 and each event both lands in the
-events pane and triggers a fresh GET /v1/status; between events the status is read every REFRESH_S for the
-figures events do not carry (CPU, memory, uptime).
+events pane and asks a second thread for a fresh GET /v1/status; between events that thread reads the status
+every REFRESH_S for the figures events do not carry (CPU, memory, uptime). The drawing loop never waits on
+the socket.
 """
 
 from __future__ import annotations
@@ -64,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
     model = Model(unicode="utf" in (locale.getpreferredencoding(False) or "").lower())
     model.update(first)
     feed: queue.Queue[tuple[str, Any]] = queue.Queue()
+    wanted = threading.Event()  # set: read the status now (an event came, a key was pressed)
     threading.Thread(target=_follow_events, args=(client, feed), daemon=True, name="monit-events").start()
-    curses.wrapper(_loop, client, model, feed)
+    threading.Thread(target=_read_status, args=(client, feed, wanted), daemon=True, name="monit-status").start()
+    curses.wrapper(_loop, model, feed, wanted)
     return ExitCode.OK
 
 
@@ -97,7 +100,19 @@ def _follow_events(client: ControlClient, feed: queue.Queue[tuple[str, Any]]) ->
         time.sleep(REFRESH_S)
 
 
-def _loop(screen: _curses.window, client: ControlClient, model: Model, feed: queue.Queue[tuple[str, Any]]) -> None:
+def _read_status(client: ControlClient, feed: queue.Queue[tuple[str, Any]], wanted: threading.Event) -> None:
+    """GET /v1/status when asked, and every REFRESH_S, into `feed`: off the drawing thread, so `q` answers at
+    once even while a stopped daemon keeps a read waiting for its timeout."""
+    while True:
+        wanted.wait(REFRESH_S)
+        wanted.clear()
+        try:
+            feed.put(("status", client.status()))
+        except OmnitronError as error:
+            feed.put(("problem", error.cause))
+
+
+def _loop(screen: _curses.window, model: Model, feed: queue.Queue[tuple[str, Any]], wanted: threading.Event) -> None:
     import curses
 
     from omnitron.cli.monit_view import layout
@@ -109,14 +124,13 @@ def _loop(screen: _curses.window, client: ControlClient, model: Model, feed: que
         pass  # a terminal that cannot hide the cursor
     screen.timeout(200)
     screen.keypad(True)
-    next_refresh = time.monotonic() + REFRESH_S
     while True:
         height, width = screen.getmaxyx()
         _paint(screen, layout(model, height, width), styles, height, width)
         key = screen.getch()
         if key in _QUIT_KEYS:
             return
-        is_due = _on_key(key, model)
+        is_output_due = _on_key(key, model)
         while True:
             try:
                 kind, item = feed.get_nowait()
@@ -124,16 +138,19 @@ def _loop(screen: _curses.window, client: ControlClient, model: Model, feed: que
                 break
             if kind == "event":
                 model.add_event(item)
-                is_due = True
+                wanted.set()
+            elif kind == "status":
+                model.update(item)
+                is_output_due = True
             else:
                 model.problem = str(item)
-        if is_due or time.monotonic() >= next_refresh:
-            _refresh(client, model)
-            next_refresh = time.monotonic() + REFRESH_S
+        selected = model.selected_key()
+        if is_output_due and model.pane == "output" and selected is not None:
+            model.output = _tail(*selected)
 
 
 def _on_key(key: int, model: Model) -> bool:
-    """Apply a key; True when the view needs fresh data (a new selection's output)."""
+    """Apply a key; True when the output pane needs reading again (a new selection, the pane switched)."""
     import curses
 
     if key in (curses.KEY_UP, ord("k")):
@@ -145,17 +162,6 @@ def _on_key(key: int, model: Model) -> bool:
     else:
         return False
     return True
-
-
-def _refresh(client: ControlClient, model: Model) -> None:
-    try:
-        model.update(client.status())
-    except OmnitronError as error:
-        model.problem = error.cause
-        return
-    selected = model.selected_key()
-    if model.pane == "output" and selected is not None:
-        model.output = _tail(*selected)
 
 
 def _tail(app: str, instance: int) -> list[tuple[str, str]]:

@@ -140,8 +140,8 @@ def layout(model: Model, height: int, width: int) -> list[Line]:
     ready = "ready" if daemon.get("ready") else "not ready"
     head = f" omnitron monit  pid {daemon.get('pid', '?')}  v{daemon.get('version', '?')}  " \
            f"up {human_duration(float(daemon.get('uptime_s') or 0))}  {ready}"
-    if model.problem:
-        head += f"  ! {model.problem}"
+    if model.problem:  # in place of the daemon's figures, which are stale now
+        head = f" omnitron monit  ! {model.problem}"
     lines.append(Line(0, head[:width].ljust(width), "header"))
     title = " ".join(_cell(name, w, right=name in _RIGHT) for name, w in COLUMNS)
     lines.append(Line(1, title[:width], "title"))

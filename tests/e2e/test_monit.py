@@ -143,3 +143,22 @@ def test_monit_off_a_terminal_is_a_usage_error(run_daemon: Callable[..., Daemon]
     daemon = run_daemon(CONFIG)
     result = daemon.cli("monit")
     assert result.returncode == 2 and "needs a terminal" in result.stderr
+
+
+def test_a_daemon_that_stops_answering_is_said_and_q_still_quits(
+    run_daemon: Callable[..., Daemon], pane: Callable[..., Pane]
+) -> None:
+    import signal
+
+    daemon = run_daemon(CONFIG)
+    daemon.wait_states("web", "running", count=2)
+    p = pane(daemon.home)
+    wait_for(lambda: "running" in _row(p, "web:0"), timeout=20, describe=p.screen)
+    daemon.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: "does not answer" in p.lines()[0], timeout=30, describe=p.screen)
+        assert "running" in _row(p, "web:0")  # the last figures stay on screen
+        p.keys("q")
+        assert p.exit_code() == 0
+    finally:
+        daemon.proc.send_signal(signal.SIGCONT)
