@@ -20,8 +20,8 @@ from typing import Any, Final
 import anyio
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from omnitron.http.uvicorn_lite import H11Protocol
 from omnitron.runtime.openfiles import open_files_limit
 
 log = structlog.get_logger()

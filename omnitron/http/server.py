@@ -12,13 +12,13 @@ import socket
 from collections.abc import Generator
 
 import anyio
-import uvicorn
 from starlette.types import ASGIApp
 
 from omnitron.http.guard import ListenerLimits, guarded_protocol
+from omnitron.http.uvicorn_lite import Config, Server
 
 
-class _EmbeddedServer(uvicorn.Server):
+class _EmbeddedServer(Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         # The daemon owns SIGTERM/SIGINT/SIGHUP; uvicorn must not replace its handlers.
@@ -35,12 +35,13 @@ class EmbeddedServer:
 
     def __init__(self, app: ASGIApp, sock: socket.socket, limits: ListenerLimits) -> None:
         self.sock = sock
-        self._config = uvicorn.Config(
+        self._config = Config(
             app,
             log_config=None,
             lifespan="off",
             access_log=False,
             loop="none",
+            ws="none",  # nothing here speaks WebSocket (the dashboard streams with SSE): no wsproto loaded
             http=guarded_protocol(limits),  # h11, with bounds on connections, head time and descriptors
             timeout_graceful_shutdown=1,
             date_header=False,  # kept fresh only by the main loop we do not run
