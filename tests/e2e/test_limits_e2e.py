@@ -89,3 +89,16 @@ def test_the_control_socket_bounds_silent_clients_and_bodies(run_daemon: Callabl
     assert not daemon.events("control_request_failed"), "a traceback was logged"
     assert daemon.status()["apps"][0]["state"] == "running"
     assert psutil.Process(daemon.proc.pid).memory_info().rss < 200 * 1024 * 1024
+
+
+def test_the_daemon_raises_its_soft_open_files_limit_to_the_hard_one(run_daemon: Callable[..., Daemon]) -> None:
+    """Regression test for #13 (item 4): at a soft 256, `scale app 100` left 40 instances fatal."""
+    daemon = run_daemon(f"""
+        [[apps]]
+        name = "app"
+        command = {app_argv("ready.py")}
+        """, argv_prefix=["prlimit", "--nofile=256:4096", "--"])
+    daemon.wait_states("app", "running")
+    assert psutil.Process(daemon.proc.pid).rlimit(psutil.RLIMIT_NOFILE) == (4096, 4096)
+    (started,) = daemon.events("daemon_started")
+    assert started["open_files_limit"] == 4096 and started["open_files_limit_was"] == 256
