@@ -66,3 +66,11 @@ def test_serving_a_request_loads_no_uvicorn_command_line_reload_or_websocket_cod
 
 def test_uvicorns_public_names_still_resolve_after_the_partial_load() -> None:
     assert _run(PUBLIC_NAMES) == [True, True, True, True]
+
+
+def test_the_daemon_before_its_first_spawn_loads_no_http_client() -> None:
+    # urllib.request and http.client only serve a scaling queue URL or a webhook; the first spawns wait for
+    # every import before them (issue 18, cold start).
+    loaded = _run("import json, sys; import omnitron.runtime.daemon; print(json.dumps(sorted(sys.modules)))")
+    assert isinstance(loaded, list)
+    assert [m for m in ("urllib.request", "http.client") if m in loaded] == []
