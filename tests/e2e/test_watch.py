@@ -140,3 +140,22 @@ def test_up_watch_reaches_a_detached_daemon(home: Path, tmp_path: Path) -> None:
         daemon_pid = (home / "omnitron.pid").read_text().strip()
         if cli("down", home=home).returncode != 0 and daemon_pid.isdigit():
             os.kill(int(daemon_pid), signal.SIGKILL)
+
+
+def test_watch_follows_a_reload_that_changes_the_globs(run_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    from tests.daemon_harness import write_config
+
+    src = _project(tmp_path)
+    conf = src.parent / "conf"
+    conf.mkdir()
+    config = write_config(tmp_path, _config(src))
+    daemon = run_daemon(config, args=["--watch"])
+    daemon.wait_states("web", "running")
+    config.write_text(config.read_text().replace('watch = ["src/**/*.py"]', 'watch = ["conf/*.toml"]'))
+    daemon.ok("reload")  # a changed app: rolled, and watched by its new globs from now on
+    wait_for(lambda: len(daemon.events("watch_started")) >= 2, timeout=15, describe=daemon.describe)
+    before = daemon.pids("web")[0]
+    (src / "pkg" / "mod.py").write_text("x = 9\n")  # the old glob's file: no longer a reason
+    (conf / "app.toml").write_text("x = 1\n")
+    wait_for(lambda: daemon.pids("web")[0] not in (None, before), timeout=20, describe=daemon.describe)
+    assert [e["files"] for e in daemon.events("watch_changed")] == [[str(conf / "app.toml")]]
