@@ -71,7 +71,8 @@ class Hammer:
 
 
 def pids(daemon: Daemon) -> set[int]:
-    return {i["pid"] for i in daemon.instances("web")}
+    """The live PIDs (`status`, over the control socket: state.json may lag a change by a moment)."""
+    return {pid for pid in daemon.pids("web").values() if pid is not None}
 
 
 def test_restart_and_reload_under_load_refuse_no_connection(run_daemon: RunDaemon, tmp_path: Path) -> None:
@@ -124,7 +125,7 @@ def test_the_old_process_serves_until_the_replacement_is_ready(run_daemon: RunDa
             restart.kill()
             restart.wait()
     assert not Path(f"/proc/{old['pid']}").exists() or _is_zombie(old["pid"]), "stopped once replaced"
-    [new] = daemon.instances("web")
+    [new] = [a for a in daemon.status()["apps"] if a["name"] == "web"]
     assert new["state"] == "running" and new["pid"] != old["pid"]
 
 
