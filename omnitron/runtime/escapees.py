@@ -188,6 +188,12 @@ async def stop_with_escapees(child: ChildProcess, sig: int, kill_timeout_s: floa
     return killed
 
 
+def kill_now(child: ChildProcess) -> None:
+    """SIGKILL what left the child's group, without waiting (a second SIGTERM to the daemon)."""
+    for item in find_escapees(child.marker, ()):
+        _signal(item, signal.SIGKILL)
+
+
 async def stop_leftovers(grace_s: float) -> int:
     """At shutdown: every process still below the daemon that no instance owns (SIGTERM, then SIGKILL)."""
     items = [Seen(pid, start) for pid in _unowned_below_daemon() if (start := _start_time(pid)) is not None

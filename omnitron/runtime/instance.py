@@ -22,7 +22,7 @@ from omnitron.config.model import AppConfig, LogsConfig
 from omnitron.errors import OmnitronError
 from omnitron.health import readiness
 from omnitron.health.probes import ProbeVerdict
-from omnitron.runtime import policy, process
+from omnitron.runtime import escapees, policy, process
 from omnitron.runtime.escapees import stop_with_escapees
 from omnitron.runtime.events import Event, EventKind, EventSink
 from omnitron.runtime.process import ChildProcess, LaunchSpec, describe_exit
@@ -137,8 +137,10 @@ class Instance:
 
     def kill_now(self) -> None:
         """SIGKILL the group at once (a second SIGTERM to the daemon); the running stop or watch reaps it."""
-        if self.child is not None and not self.child.is_reaped:
-            process.kill_group_now(self.child)
+        if self.child is not None:
+            if not self.child.is_reaped:
+                process.kill_group_now(self.child)
+            escapees.kill_now(self.child)  # also while the stop waits on them, after the group
         if self.outgoing is not None:
             self.outgoing.kill_now()
 

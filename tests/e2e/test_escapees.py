@@ -92,3 +92,16 @@ def test_an_escapee_with_no_marker_that_was_never_seen_survives_stop_as_document
     pid = escapee(pidfile, daemon=daemon)
     daemon.ok("stop", "esc")
     assert is_alive(pid), "docs/lifecycle.md says this one cannot be followed on stop; update it"
+
+
+def test_a_second_sigterm_kills_escapees_at_once(run_daemon: RunDaemon, tmp_path: Path) -> None:
+    pidfile = tmp_path / "escapee"
+    daemon = run_daemon(escaping_app("setsid-deaf", pidfile).replace('kill_timeout = "2s"', 'kill_timeout = "120s"'))
+    daemon.wait_states("esc", "running")
+    pid = escapee(pidfile, daemon=daemon)
+    daemon.signal(signal.SIGTERM)
+    wait_for(lambda: daemon.events("escaped_processes_stopping"), describe=daemon.describe)
+    assert is_alive(pid), "it ignores SIGTERM: the stop waits for it"
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(timeout=30) == 1, "forced: exit 1"
+    assert not is_alive(pid)
