@@ -19,21 +19,18 @@ from tests.helpers import wait_for
 pytestmark = pytest.mark.timeout(300)
 
 IMAGE_UID = 10001
-PUBLISH = ["-p", "127.0.0.1::9800", "-p", "127.0.0.1::3001", "-p", "127.0.0.1::3002"]  # the demo's ports
+PUBLISH = ["-p", "127.0.0.1::9800", "-p", "127.0.0.1::3001"]  # the health port and the demo API's shared port
 # HEALTHCHECK's own command and timeout, polled every second instead of every 10 s so a test sees it change.
 FAST_HEALTH = ["--health-interval", "1s", "--health-retries", "2"]
 
 
 def demo_api_ports() -> list[int]:
-    """The container ports the demo API serves: its one `listen` port, or one per instance."""
+    """The container ports the demo API serves: its one shared `listen` port (PUBLISH publishes it)."""
     from omnitron.config.load import load_config
 
-    web = demo_web_app()
-    app = load_config(DEMO_CONFIG, environ={}).ecosystem.app(web.name)
-    assert app is not None
-    if app.listen:
-        return sorted({int(address.rsplit(":", 1)[1]) for address in app.listen})
-    return [web.port + instance for instance in range(web.instances)]
+    app = load_config(DEMO_CONFIG, environ={}).ecosystem.app(demo_web_app().name)
+    assert app is not None and app.listen, "the demo API has no `listen`: publish its per-instance ports here"
+    return sorted({int(address.rsplit(":", 1)[1]) for address in app.listen})
 
 
 def status_json(container: Container) -> dict[str, Any]:
