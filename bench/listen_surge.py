@@ -136,14 +136,14 @@ def _run(argv: list[str], env: dict[str, str] | None = None) -> None:
         raise RuntimeError(f"{shlex.join(argv)}: exit {done.returncode}: {done.stderr.strip()[-300:]}")
 
 
-def omnitron_setup(kind: str, port: int) -> Setup:
+def omnitron_setup(kind: str, port: int, instances: int = INSTANCES) -> Setup:
     def config(version: str) -> str:
         socket_lines = [f'listen = "127.0.0.1:{port}"'] if kind == "listen" else [f"port = {port}"]
         mode = [] if kind == "listen" else ["--port"]
         return "\n".join([
             "[daemon]", 'health_host = "127.0.0.1"', "health_port = 0", 'log_level = "warning"',
             "[[apps]]", 'name = "web"', f"command = {json.dumps([sys.executable, str(CHILD), *mode])}",
-            f"instances = {INSTANCES}", *socket_lines, 'min_uptime = "1s"', 'kill_timeout = "5s"',
+            f"instances = {instances}", *socket_lines, 'min_uptime = "1s"', 'kill_timeout = "5s"',
             f'env = {{ VERSION = "{version}" }}',
         ]) + "\n"
 
@@ -167,7 +167,7 @@ def omnitron_setup(kind: str, port: int) -> Setup:
         (wd / "omnitron.toml").write_text(config("2"))
         _run([*omnitron_argv(), "reload"], env(wd))
 
-    ports = [port] if kind == "listen" else [port + i for i in range(INSTANCES)]
+    ports = [port] if kind == "listen" else [port + i for i in range(instances)]
     return Setup(f"omnitron `{kind}`", ports, start, restart, reload)
 
 
@@ -192,13 +192,13 @@ graceful_timeout = 5
 """
 
 
-def circus_setup(port: int) -> Setup:
+def circus_setup(port: int, instances: int = INSTANCES) -> Setup:
     def ctl(wd: Path, *args: str) -> None:
         _run([str(venv_tool("circusctl")), "--endpoint", f"ipc://{wd}/circus.sock", *args])
 
     def start(tracker: Tracker, wd: Path) -> None:
         (wd / "circus.ini").write_text(CIRCUS.format(wd=wd, port=port, python=sys.executable, child=CHILD,
-                                                     instances=INSTANCES))
+                                                     instances=instances))
         tracker.start(Launch([str(venv_tool("circusd")), str(wd / "circus.ini")], stdout=wd / "daemon.out"), wd)
         wait_for(lambda: _answers(port) or None, timeout=60, what="circus serving")
 

@@ -33,7 +33,7 @@ from functools import partial  # noqa: E402
 from bench.adapters import Peer, all_peers  # noqa: E402
 from bench.harness import BENCH, Tracker, become_subreaper  # noqa: E402
 from bench.report import ORDER, Results, to_json, to_markdown  # noqa: E402
-from bench.scenarios import Settings, lifecycle, load, restarts  # noqa: E402
+from bench.scenarios import Settings, lifecycle, load, replacement, restarts  # noqa: E402
 
 Step = Callable[[Peer, Results, Tracker], None]
 
@@ -56,6 +56,11 @@ def schedule(settings: Settings, only: set[str]) -> list[tuple[str, Step]]:
     if "probe" in only:
         for probing in (True, False):
             steps.append((f"probe {probing=}", partial(load.run_probe, settings=settings, probing=probing)))
+    if "surge" in only:
+        surge = partial(replacement.run_surge, settings=settings)
+        steps += [(f"surge #{rep + 1}", surge) for rep in range(settings.runs)]
+    if "scaling" in only:
+        steps.append(("scaling", partial(replacement.run_scaling, settings=settings)))
     return steps
 
 

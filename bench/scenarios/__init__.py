@@ -36,6 +36,10 @@ class Settings:
     probe_n: int
     probe_window_s: float
     settle_s: float  # after all children are alive, before a window: lets start-up work finish
+    surge_instances: int  # the shared-socket app restarted under load
+    surge_rate: float  # the client's requests per second
+    surge_steady_s: float  # the window before the restart, and again after it
+    scale_runs: int
 
     def runs_for(self, n: int) -> int:
         return self.runs if n < 1000 else min(self.runs, self.large_runs)
@@ -51,7 +55,7 @@ class Settings:
             idle_runs=2,
             status_ns=(10, 100, 1000),
             status_calls=10,
-            shutdown_ns=(10, 100),
+            shutdown_ns=(10, 100, 1000),
             restart_kills=7,
             log_lines=1_000_000,
             log_runs=3,
@@ -59,6 +63,10 @@ class Settings:
             probe_n=200,
             probe_window_s=20.0,
             settle_s=2.0,
+            surge_instances=4,
+            surge_rate=200.0,
+            surge_steady_s=5.0,
+            scale_runs=5,
         )
 
     @classmethod
@@ -80,6 +88,10 @@ class Settings:
             probe_n=10,
             probe_window_s=1.5,
             settle_s=1.5,
+            surge_instances=4,
+            surge_rate=100.0,
+            surge_steady_s=2.0,
+            scale_runs=1,
         )
 
     @classmethod
@@ -101,6 +113,10 @@ class Settings:
             probe_n=3,
             probe_window_s=0.5,
             settle_s=0.3,
+            surge_instances=2,
+            surge_rate=50.0,
+            surge_steady_s=1.0,
+            scale_runs=1,
         )
 
 
