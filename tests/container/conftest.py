@@ -58,4 +58,8 @@ def volume(image: str) -> Iterator[str]:
 
     name = docker("volume", "create", "--label", LABEL)
     yield name
-    docker("volume", "rm", "-f", name, check=False)
+    # This fixture may be torn down before run_container's: remove this run's containers on the volume first.
+    users = docker("ps", "-aq", "--filter", f"label={LABEL}", "--filter", f"volume={name}", check=False).split()
+    if users:
+        docker("rm", "-f", *users, check=False, timeout=60)
+    docker("volume", "rm", name)
