@@ -151,10 +151,11 @@ class Autoscaler:
             return await read_http(queue.http, timeout_s=queue.timeout)
         assert queue.exec is not None
         try:
-            launch = self._supervisor.launch_spec(app, 0)  # the app's env and secrets, as its instance 0 has
+            launch = self._supervisor.launch_spec(app, 0)  # the app's env, secrets and user, as instance 0 has
         except OmnitronError as exc:
             raise SignalError(f"queue command cannot run: {exc}") from None
-        return await read_exec(queue.exec, env=launch.env, cwd=launch.cwd, timeout_s=queue.timeout)
+        return await read_exec(queue.exec, env=launch.env, cwd=launch.cwd, timeout_s=queue.timeout,
+                               identity=launch.identity)
 
 
 def _paused_by(sup: Supervisor, group: list[Instance]) -> str | None:

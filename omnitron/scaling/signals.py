@@ -13,6 +13,7 @@ import anyio
 from anyio.abc import ByteReceiveStream
 
 from omnitron.runtime import process
+from omnitron.runtime.identity import Identity
 
 MAX_ANSWER_BYTES: Final = 4096  # a depth is a short number; more than this is not one
 
@@ -33,11 +34,13 @@ def parse_depth(raw: bytes, source: str) -> float:
     return depth
 
 
-async def read_exec(argv: Sequence[str], *, env: Mapping[str, str], cwd: str, timeout_s: float) -> float:
-    """Run argv with the app's env and cwd; its stdout is the depth. The whole group is killed at the timeout."""
+async def read_exec(argv: Sequence[str], *, env: Mapping[str, str], cwd: str, timeout_s: float,
+                    identity: Identity | None = None) -> float:
+    """Run argv with the app's env, cwd and user; its stdout is the depth. The whole group is killed at the
+    timeout."""
     source = f"queue command {argv[0]!r}"
     try:
-        child = process.spawn(process.LaunchSpec(argv=tuple(argv), env=dict(env), cwd=cwd))
+        child = process.spawn(process.LaunchSpec(argv=tuple(argv), env=dict(env), cwd=cwd, identity=identity))
     except FileNotFoundError:
         raise SignalError(f"{source} not found (check `queue.exec`)") from None
     except (OSError, ValueError) as exc:

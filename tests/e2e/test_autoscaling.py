@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -214,3 +215,15 @@ def test_a_listen_app_scaled_up_and_down_refuses_no_connection(
         daemon.wait_states("web", "running", count=1, timeout=20)
         hammer.wait_requests(20)
     assert not hammer.failures, f"{hammer.ok} ok, failed: {dict(hammer.failures)}"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs a root daemon")
+def test_the_queue_command_runs_as_the_apps_user(run_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    import pwd
+
+    nobody = pwd.getpwnam("nobody").pw_uid
+    # Prints 30 (three instances) only when run as nobody; as anyone else it prints 0 and the count stays 1.
+    command = json.dumps(["sh", "-c", f'if [ "$(id -u)" = {nobody} ]; then echo 30; else echo 0; fi'])
+    daemon = run_daemon(worker(tmp_path, extra='user = "nobody"\ncwd = "/"', command='["sleep", "60"]',
+                               scaling=f'min = 1\nmax = 3\nqueue = {{ exec = {command}, per_instance = 10 }}'))
+    running(daemon, 3)
