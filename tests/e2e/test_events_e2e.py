@@ -121,21 +121,27 @@ def test_wait_returns_at_the_event_it_waits_for(run_daemon: RunDaemon, tmp_path:
     daemon = run_daemon(f"""
         [[apps]]
         name = "flaky"
-        command = {app_argv("crash.py", 1, 0.4)}
+        command = {app_argv("crash.py", 1, 0.8)}
         min_uptime = "5s"
         max_restarts = 2
         backoff = {{ initial = "300ms", max = "300ms", jitter = 0 }}
     """)
+    launched = time.time()
     proc = subprocess.Popen([*OMNITRON, "wait", "flaky", "--for", "fatal", "--timeout", "60"], env=cli_env(daemon.home),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=60)
     returned_at = time.time()
     assert proc.returncode == 0, err
     assert out == "flaky: fatal\n"
-    events = [json.loads(line) for line in daemon.ok("events", "flaky", "--json").splitlines()]
+
+    def stored() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in daemon.ok("events", "flaky", "--json").splitlines()]
+
+    events = wait_for(lambda: (found := stored()) and found[-1]["kind"] == "fatal" and found,
+                      describe=lambda: str(stored()))  # the row reaches history.db within 200 ms
     fatal = [e for e in events if e["kind"] == "fatal"]
-    assert len(fatal) == 1 and fatal[0]["ts"] <= returned_at, "it returned after the event, not before"
-    assert events[0]["kind"] == "start", "the wait began before the app had done anything but start"
+    assert len(fatal) == 1 and launched < fatal[0]["ts"] <= returned_at, "it was waiting, and returned on the event"
+    assert [e["kind"] for e in events].count("start") == 3, "the first start and 2 restarts, then fatal"
     assert daemon.status("flaky")["apps"][0]["state"] == "fatal"
 
 
