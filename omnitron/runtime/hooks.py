@@ -101,13 +101,20 @@ class HookWorker:
                       reason="its queue is full: the hook is slower than the events")
 
     def close(self) -> None:
+        """Take no more events; `run` delivers what is queued, then ends."""
         self._send.close()
+
+    def discard(self) -> None:
+        """Drop whatever is still queued (the daemon is done)."""
+        self._send.close()
+        self._receive.close()
 
     async def run(self) -> None:
         try:
             async for event in self._receive:
                 await self._deliver(event)
         finally:
+            self._receive.close()
             self.finished.set()
 
     async def _deliver(self, event: Event) -> None:
@@ -206,17 +213,17 @@ class HookWorker:
 class HookRunner:
     """Every hook's worker; `on_event` is the EventRecorder listener (it only queues)."""
 
-    def __init__(self, hooks: list[HookConfig], *, cwd: str, recent: RecentLines) -> None:
+    def __init__(self, hooks: list[HookConfig], *, cwd: str, recent: RecentLines, queue_size: int = QUEUE_SIZE) -> None:
         self.failures = 0
-        self._cwd, self._recent = cwd, recent
+        self._cwd, self._recent, self._queue_size = cwd, recent, queue_size
         self._done = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self.hooks = list(hooks)
         self.workers = self._workers(hooks)
 
     def _workers(self, hooks: list[HookConfig]) -> list[HookWorker]:
-        return [HookWorker(i, hook, cwd=self._cwd, recent=self._recent, on_failure=self._count)
-                for i, hook in enumerate(hooks)]
+        return [HookWorker(i, hook, cwd=self._cwd, recent=self._recent, on_failure=self._count,
+                           queue_size=self._queue_size) for i, hook in enumerate(hooks)]
 
     def replace(self, hooks: list[HookConfig]) -> None:
         """A reload's hooks: the old workers deliver what they have queued, then end; new events go to the new."""
@@ -259,6 +266,12 @@ class HookRunner:
             await self._all_delivered()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()  # a hook still running past the bound is killed
+        self.close()
+
+    def close(self) -> None:
+        """Drop what is still queued: the daemon is done."""
+        for worker in self.workers:
+            worker.discard()
 
     async def _all_delivered(self) -> None:
         for worker in self.workers:
