@@ -33,6 +33,10 @@ class ListenerLimits:
     max_connections: int
     head_timeout_s: float
     fd_reserve: int  # refuse new connections while fewer than this many descriptors are free
+    # asyncio accepts up to this many connections per loop tick (uvicorn's `backlog`, 2048 by default, is
+    # that number, and asyncio also listen()s with it): each holds a descriptor before any check can run, so a
+    # burst of silent clients could take hundreds at once. Kept well under `fd_reserve`.
+    accept_batch: int = 32
 
 
 HEALTH_LIMITS: Final = ListenerLimits("health", max_connections=128, head_timeout_s=10.0, fd_reserve=128)

@@ -43,6 +43,7 @@ class EmbeddedServer:
             loop="none",
             ws="none",  # nothing here speaks WebSocket (the dashboard streams with SSE): no wsproto loaded
             http=guarded_protocol(limits),  # h11, with bounds on connections, head time and descriptors
+            backlog=limits.accept_batch,
             timeout_graceful_shutdown=1,
             date_header=False,  # kept fresh only by the main loop we do not run
             server_header=False,

@@ -11,8 +11,8 @@ import psutil
 from tests.daemon_harness import Daemon, app_argv
 from tests.helpers import wait_for
 
-LIMIT = 512  # soft = hard: raising the soft limit to the hard one cannot help here, the bounds must
-SILENT = 700  # more silent connections than the daemon has descriptors
+LIMIT = 384  # soft = hard: raising the soft limit to the hard one cannot help here, the bounds must
+SILENT = 450  # more silent connections than the daemon has descriptors
 
 
 def test_silent_health_connections_leave_spawning_health_and_control_working(
