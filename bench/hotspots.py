@@ -35,6 +35,7 @@ from bench.harness import (  # noqa: E402
     thread_stats,
     workdir,
 )
+from bench.import_memory import memory_table  # noqa: E402
 from bench.scenarios import Session, open_session  # noqa: E402
 
 PY_SPY = BENCH / ".venv" / "bin" / "py-spy"
@@ -143,6 +144,18 @@ def section_imports(n: int, tracker: Tracker) -> list[str]:
     return [*lines, "", "### `omnitron status --json`", "", *import_table(status.stderr)]
 
 
+def section_memory() -> list[str]:
+    return [
+        "## Memory: what each import costs",
+        "",
+        "RSS and PSS of a fresh interpreter after importing each piece on top of the ones before it, in the order"
+        " the daemon loads them (medians of 3; `bench/import_memory.py`). The daemon's own figure at N=100 in"
+        " latest.md is this stack plus what its instances hold (tasks, pipes, log files, environments).",
+        "",
+        *memory_table(),
+    ]
+
+
 def section_cprofile(n: int, tracker: Tracker) -> list[str]:
     lines = [f"## cProfile: the daemon from start-up to {n} children alive, then SIGTERM and shutdown", ""]
     with (
@@ -227,7 +240,7 @@ def main() -> int:
         "",
     ]
     try:
-        body = [*section_imports(n, tracker), "", *section_cprofile(n, tracker), ""]
+        body = [*section_memory(), "", *section_imports(n, tracker), "", *section_cprofile(n, tracker), ""]
         body += sections_spy(n, probe_n, window_s, tracker)
     finally:
         tracker.kill_all()
