@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,3 +177,44 @@ def test_a_mounted_secret_file_with_a_nul_byte_is_refused_by_name(store_home: Ho
     line = caught.value.one_line()
     assert "secret MOUNTED contains a NUL byte" in line and str(mounted) in line
     assert "word" not in line
+
+
+_KEY_CASES = [
+    generate_key(),
+    f"  {generate_key()}\n",  # surrounding whitespace, as a mounted file or an env line may have
+    base64.urlsafe_b64encode(os.urandom(31)).decode(),
+    base64.urlsafe_b64encode(os.urandom(33)).decode(),
+    generate_key()[:-1],  # bad padding
+    generate_key().replace("=", ""),
+    "not-a-key",
+    "é" * 44,
+    base64.b64encode(b"\xfb" * 32).decode(),  # standard base64 ('+', '/'): not the url-safe alphabet
+]
+
+
+@pytest.mark.parametrize("key", _KEY_CASES)
+def test_the_key_check_without_cryptography_agrees_with_fernet(key: str) -> None:
+    from cryptography.fernet import Fernet
+
+    from omnitron.home.secrets import check_key, is_valid_key
+
+    try:
+        Fernet(key.strip().encode("ascii"))
+        fernet_accepts = True
+    except ValueError:
+        fernet_accepts = False
+    assert is_valid_key(key) is fernet_accepts
+    if fernet_accepts:
+        check_key({"OMNITRON_SECRETS_KEY": key})
+    else:
+        with pytest.raises(UsageError, match="not a valid key"):
+            check_key({"OMNITRON_SECRETS_KEY": key})
+
+
+def test_checking_the_key_at_up_does_not_load_cryptography() -> None:
+    # A daemon whose apps list no secret never opens the store: cryptography (about 6 MiB) stays out of it.
+    code = ("import json, sys\nfrom omnitron.home.secrets import check_key, generate_key\n"
+            "check_key({'OMNITRON_SECRETS_KEY': generate_key()})\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(done.stdout) == []
