@@ -24,6 +24,7 @@ from omnitron.runtime.instance import Instance, InstanceServices
 from omnitron.runtime.listeners import ListenSockets
 from omnitron.runtime.memory import MemoryLimits
 from omnitron.runtime.process import LaunchSpec, signal_name
+from omnitron.runtime.reload_plan import plan_reload
 from omnitron.runtime.snapshot import ReloadReport, StartReport
 from omnitron.runtime.states import RESTING_STATES, AppState
 from omnitron.runtime.surge import OutputSink
@@ -406,32 +407,25 @@ class Supervisor:
 
     async def _reload(self, new: Ecosystem, config_path: str) -> ReloadReport:
         old = {a.name: a for a in self.ecosystem.apps}
-        fresh = {a.name: _keep_autoscaled_count(a, len(self.instances.get(a.name, []))) if a.name in old else a
-                 for a in new.apps}
-        added = [n for n in fresh if n not in old]
-        removed = [n for n in old if n not in fresh]
-        changed = [n for n in fresh if n in old and _without_count(fresh[n]) != _without_count(old[n])]
-        scaled = {n: [len(self.instances.get(n, [])), fresh[n].instances] for n in fresh if n in old
-                  and len(self.instances.get(n, [])) != fresh[n].instances}
-        unchanged = [n for n in fresh if n in old and n not in changed and n not in scaled]
-        log.info("reload_started", added=added, removed=removed, changed=changed, scaled=scaled)
-        for layer in reversed(app_layers([old[n] for n in removed])):
+        plan = plan_reload(self.ecosystem.apps, new.apps, {n: len(g) for n, g in self.instances.items()})
+        fresh = plan.fresh
+        log.info("reload_started", added=plan.added, removed=plan.removed, changed=plan.changed, scaled=plan.scaled)
+        for layer in reversed(app_layers([old[n] for n in plan.removed])):
             for name in layer:
                 await self._scale(name, 0, "removed by reload")
                 self.instances.pop(name, None)
-        self.ecosystem = new.model_copy(update={"apps": [fresh[n] if n in fresh else old[n] for n in fresh]})
-        for name in changed:
+        self.ecosystem = new.model_copy(update={"apps": list(fresh.values())})
+        for name in plan.changed:
             await self._roll(fresh[name])
-        for name in scaled:
+        for name in plan.scaled:
             await self._scale(name, fresh[name].instances, "reload")
-        for name in added:
+        for name in plan.added:
             for index in range(fresh[name].instances):
                 await self._add_instance(fresh[name], index)
             if fresh[name].autostart:
                 self.dependencies.schedule_start(fresh[name])
-        log.info("reload_finished", added=added, removed=removed, changed=changed, scaled=scaled)
-        return ReloadReport(config_path, added, removed, changed, unchanged, scaled)
-
+        log.info("reload_finished", added=plan.added, removed=plan.removed, changed=plan.changed, scaled=plan.scaled)
+        return ReloadReport(config_path, plan.added, plan.removed, plan.changed, plan.unchanged, plan.scaled)
 
     def _start_memory_limits(self) -> None:
         self._memory_limits.update()  # a reload may add the first limit or remove the last
@@ -440,18 +434,6 @@ class Supervisor:
         """Every live process, for the usage monitor's rounds."""
         return [Target((i.app.name, i.index), pid, i.started_at)
                 for i in self.all_instances() if (pid := i.pid) is not None]
-
-
-def _without_count(app: AppConfig) -> AppConfig:
-    """What a reload compares: neither the count nor the autoscaling block needs the instances replaced."""
-    return app.model_copy(update={"instances": 0, "scaling": None})
-
-
-def _keep_autoscaled_count(app: AppConfig, current: int) -> AppConfig:
-    """An autoscaled app keeps the count it has across a reload (within its new min..max), not its start count."""
-    if app.scaling is None:
-        return app
-    return app.model_copy(update={"instances": min(max(current, app.scaling.min), app.scaling.max)})
 
 
 def describe(instances: list[Instance]) -> str:
