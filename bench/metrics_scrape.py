@@ -82,6 +82,7 @@ def measure(instances: int, scrapes: int) -> dict[str, float]:
                 costs_ms.append((main_thread_ns(daemon.pid) - start_ns - quiet_ns_per_s * took) / 1e6)
                 walls_ms.append(took * 1000)
                 sizes.append(len(body))
+            each_ms = [round(c, 1) for c in costs_ms]
             costs_ms.sort()
 
             stop = threading.Event()
@@ -99,7 +100,7 @@ def measure(instances: int, scrapes: int) -> dict[str, float]:
                 thread.join()
             return {"instances": instances, "scrapes": scrapes,
                     "loop_ms_per_scrape_median": round(costs_ms[len(costs_ms) // 2], 2),
-                    "loop_ms_per_scrape_max": round(costs_ms[-1], 2),
+                    "loop_ms_per_scrape_max": round(costs_ms[-1], 2), "loop_ms_each": each_ms,
                     "scrape_wall_ms_median": round(sorted(walls_ms)[len(walls_ms) // 2], 1), "body_bytes": sizes[-1],
                     "healthz_max_ms_6_scrapers": round(max(healthz) * 1000, 1),
                     "healthz_median_ms_6_scrapers": round(sorted(healthz)[len(healthz) // 2] * 1000, 1)}

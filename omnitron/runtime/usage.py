@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 import anyio
 
-from omnitron.health.resources import ResourceSampler, TreeUsage
+from omnitron.health.resources import ResourceSampler
 
 Key = tuple[str, int]  # (app, instance index)
 
@@ -173,35 +173,44 @@ class UsageMonitor:
         self._round = done = anyio.Event()
         try:
             targets = list(self._targets())
-            usages = await anyio.to_thread.run_sync(self._sample, [t.pid for t in targets])
-            self._apply(targets, usages)
+            samples = await anyio.to_thread.run_sync(self._sample, targets)
+            self._apply(targets, samples)
         finally:
             self._round = None
             done.set()
         for listener in self._listeners:
             listener()
 
-    def _sample(self, pids: list[int]) -> list[TreeUsage | None]:
-        """In the worker thread: one /proc scan for the round, then each tree."""
-        results = []
+    def _sample(self, targets: list[Target]) -> list[UsageSample | None]:
+        """In the worker thread: one /proc scan for the round, then each tree and its CPU figure. The rings are
+        only read here; they change only in `_apply`, on the loop, once this has returned (rounds never overlap).
+        """
         self._sampler.scan()
-        for pid in pids:
-            results.append(self._sampler.sample(pid))
-            self._sampler.forget(pid)  # the sampler's own since-last-call CPU is not used here
-        return results
+        # anyio's asyncio clock is the loop's, time.monotonic(): the clock of Target.started_at and sample.at
+        now, wall = time.monotonic(), time.time()
+        samples: list[UsageSample | None] = []
+        for target in targets:
+            usage = self._sampler.sample(target.pid)
+            self._sampler.forget(target.pid)  # the sampler's own since-last-call CPU is not used here
+            if usage is None:
+                samples.append(None)  # exited meanwhile
+                continue
+            cpu = _cpu_percent(self._rings.get(target.key, ()), target, now, usage.cpu_seconds, self.window_s)
+            samples.append(UsageSample(now, wall, target.pid, usage.rss, usage.cpu_seconds, cpu))
+        return samples
 
-    def _apply(self, targets: list[Target], usages: list[TreeUsage | None]) -> None:
-        now, wall = anyio.current_time(), time.time()
+    def _apply(self, targets: list[Target], samples: list[UsageSample | None]) -> None:
+        """On the loop: the round's samples into the rings (cheap: the arithmetic was done in the thread)."""
+        now = anyio.current_time()
         self._last_round_at = now
         self.rounds += 1
-        for target, usage in zip(targets, usages, strict=True):
-            if usage is None:
-                continue  # exited meanwhile
+        for target, sample in zip(targets, samples, strict=True):
+            if sample is None:
+                continue
             ring = self._rings.setdefault(target.key, deque())
-            cpu = _cpu_percent(ring, target, now, usage.cpu_seconds, self.window_s)
             if len(ring) >= 2 and ring[-1].pid == ring[-2].pid and ring[-1].at - ring[-2].at < RING_STEP_S:
                 ring.pop()  # the newest was only a between-steps figure: the new one takes its place
-            ring.append(UsageSample(now, wall, target.pid, usage.rss, usage.cpu_seconds, cpu))
+            ring.append(sample)
         horizon = now - self.keep_s
         for key in list(self._rings):
             ring = self._rings[key]
@@ -211,7 +220,8 @@ class UsageMonitor:
                 del self._rings[key]
 
 
-def _cpu_percent(ring: deque[UsageSample], target: Target, now: float, cpu_seconds: float, window_s: float) -> float:
+def _cpu_percent(ring: Sequence[UsageSample], target: Target, now: float, cpu_seconds: float,
+                 window_s: float) -> float:
     """CPU of one core over the last `window_s`: from the newest sample of this process at least that old; while
     there is none, from its oldest one if it spans `MIN_SPAN_S`, else since the process was spawned (its tree
     had used nothing then)."""
