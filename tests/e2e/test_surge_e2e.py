@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.daemon_harness import OMNITRON, Daemon, app_argv, cli_env, write_config
 from tests.e2e.test_listen_e2e import free_port, listen_app, serving_instances
-from tests.helpers import APPS, wait_for
+from tests.helpers import APPS, kill_if_alive, wait_for
 
 RunDaemon = Callable[..., Daemon]
 
@@ -157,20 +158,23 @@ def test_after_the_daemon_dies_mid_surge_the_next_up_stops_the_old_process_too(
                           timeout=15, describe=daemon.describe)
         assert record["replacing"]["pid"] == old and record["pid"] != old
         new = record["pid"]
+        # Orphans once the daemon is SIGKILLed: held here so that a failure below cannot leak them.
+        orphans = [psutil.Process(old), psutil.Process(new)]
         daemon.proc.send_signal(signal.SIGKILL)
         daemon.proc.wait(timeout=10)
     finally:
         restart.kill()
         restart.wait()
-    assert Path(f"/proc/{old}").exists() and Path(f"/proc/{new}").exists(), "both survive the daemon"
     second = DaemonProcess(config, daemon.home)
     try:
+        assert Path(f"/proc/{old}").exists() and Path(f"/proc/{new}").exists(), "both survive the daemon"
         second.wait_started()
         wait_for(lambda: _is_zombie(old) and _is_zombie(new), timeout=20, describe=second.describe)
         [instance] = second.wait_states("web", "starting", "running", count=1)
         assert instance["pid"] not in (old, new)
     finally:
         second.stop()
+        kill_if_alive(orphans)
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
