@@ -34,4 +34,10 @@ def test_concurrent_ups_report_the_one_daemon_that_holds_the_home(home: Path, tm
         assert cli("down", home=home).returncode == 0
         wait_for(lambda: not is_alive(holder), timeout=10, describe=f"daemon {holder} still alive after `down`")
     finally:
+        # The daemon's apps too, or a failure above would SIGKILL the daemon and orphan them.
+        for proc in list(leftovers):
+            try:
+                leftovers += proc.children(recursive=True)
+            except psutil.NoSuchProcess:
+                pass
         kill_if_alive(leftovers)
