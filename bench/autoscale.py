@@ -58,7 +58,13 @@ def start(tracker: Tracker, tmp: Path, text: str) -> psutil.Process:
 
 
 def alive_children(daemon: psutil.Process) -> int:
-    return sum(1 for c in daemon.children() if c.status() != psutil.STATUS_ZOMBIE)
+    alive = 0
+    for child in daemon.children():
+        try:
+            alive += child.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            continue  # reaped while we looked: gone
+    return alive
 
 
 def reaction_run(tracker: Tracker) -> tuple[float, float]:
