@@ -128,8 +128,12 @@ def test_issues_565_and_1231_unicode_output_survives_an_unusable_locale(run_daem
         timeout=10,
         describe=lambda: f"log file: {log_bytes(daemon, 'hello')[:500]!r}",
     )
-    tagged = [e["line"] for e in daemon.events() if e.get("app") == "hello" and "line" in e]
-    assert tagged[:3] == [line.decode() for line in wanted], "the daemon's stdout carries the text intact"
+    def tagged() -> list[str]:
+        return [e["line"] for e in daemon.events() if e.get("app") == "hello" and "line" in e][:3]
+
+    # The stdout copy is written by the daemon's writer thread, a moment after the log file has the lines.
+    wait_for(lambda: len(tagged()) == 3, timeout=10, describe=lambda: f"stdout lines: {tagged()}")
+    assert tagged() == [line.decode() for line in wanted], "the daemon's stdout carries the text intact"
 
     env = oops_env(home)
     logs = subprocess.run([*OMNITRON, "logs", "hello", "-n", "50"], capture_output=True, env=env, timeout=30)
