@@ -197,9 +197,9 @@ def test_real_servers_restart_under_load_with_no_failed_request(run_daemon: RunD
     failures = dict(hammer.failures)
     if server == "uvicorn":
         # uvicorn's own shutdown closes a connection it accepted a moment before SIGTERM but has not read yet:
-        # a reset, about 0.02 % of requests under load (Kludex/uvicorn#2757, whose fix #3124 was not merged).
-        # Its process is still ours and still serving when that happens; the socket never closes. Only such
-        # resets are tolerated, and only that rarely; a refused or timed-out connection still fails the test.
-        resets = failures.pop("ConnectionResetError", 0)
-        assert resets <= max(1, hammer.ok // 1000), f"{resets} resets in {hammer.ok} requests"
+        # the client sees a reset, or a close with no answer, for about 0.02 % of requests under load
+        # (Kludex/uvicorn#2757, whose fix #3124 was not merged). The socket itself never closes. Only those two
+        # are tolerated, and only that rarely; a refused or timed-out connection still fails the test.
+        closed = failures.pop("ConnectionResetError", 0) + failures.pop("RemoteDisconnected", 0)
+        assert closed <= max(1, hammer.ok // 1000), f"{closed} closed unanswered in {hammer.ok} requests"
     assert not failures, f"{hammer.ok} ok, failed: {failures}"
