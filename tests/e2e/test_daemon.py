@@ -190,23 +190,6 @@ def test_shutdown_past_shutdown_timeout_exits_1(run_daemon: RunDaemon) -> None:
     assert not psutil.pid_exists(pid)
 
 
-def test_second_sigterm_kills_every_group_at_once(run_daemon: RunDaemon) -> None:
-    daemon = run_daemon(f"""
-        [[apps]]
-        name = "stubborn"
-        command = {app_argv("ignore_term.py")}
-        min_uptime = "100ms"
-        kill_timeout = "60s"
-    """)
-    pid = daemon.wait_states("stubborn", "running")[0]["pid"]
-    daemon.signal(signal.SIGTERM)
-    daemon.wait_states("stubborn", "stopping")
-    assert daemon.http("/readyz")[0] == 503
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(timeout=10) == 1
-    assert not psutil.pid_exists(pid)
-
-
 def test_second_daemon_on_the_same_home_is_refused(run_daemon: RunDaemon, home: Path, tmp_path: Path) -> None:
     first = run_daemon(f"""
         [[apps]]

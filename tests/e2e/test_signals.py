@@ -105,7 +105,8 @@ def test_sigquit_is_a_graceful_stop(run_daemon: RunDaemon) -> None:
     assert [e["signal"] for e in daemon.events("signal_received")] == ["SIGQUIT"]
 
 
-def test_a_second_sigquit_kills_every_group_at_once(run_daemon: RunDaemon) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGQUIT])
+def test_a_second_stop_signal_kills_every_group_at_once(run_daemon: RunDaemon, sig: signal.Signals) -> None:
     daemon = run_daemon(f"""
         [[apps]]
         name = "stubborn"
@@ -114,9 +115,10 @@ def test_a_second_sigquit_kills_every_group_at_once(run_daemon: RunDaemon) -> No
         kill_timeout = "60s"
     """)
     pid = daemon.wait_states("stubborn", "running")[0]["pid"]
-    daemon.signal(signal.SIGQUIT)
+    daemon.signal(sig)
     daemon.wait_states("stubborn", "stopping")
-    daemon.signal(signal.SIGQUIT)
+    assert daemon.http("/readyz")[0] == 503
+    daemon.signal(sig)
     assert daemon.wait_exit(timeout=15) == 1
     assert not psutil.pid_exists(pid)
     assert daemon.events("shutdown_forced")
