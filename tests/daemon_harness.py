@@ -26,11 +26,14 @@ def app_argv(name: str, *args: object) -> str:
 
 
 def write_config(directory: Path, body: str, name: str = "omnitron.toml") -> Path:
-    """A config file whose [daemon] binds an ephemeral health port, plus the given TOML."""
+    """The given TOML in a file whose [daemon] binds an ephemeral health port on 127.0.0.1, unless the body sets
+    `health_port` itself (its own [daemon] keys are kept)."""
     path = directory / name
     text = textwrap.dedent(body)
-    if "[daemon]" not in text:
-        text = "[daemon]\nhealth_port = 0\nhealth_host = \"127.0.0.1\"\n\n" + text
+    if "health_port" not in text:
+        ephemeral = "health_port = 0\nhealth_host = \"127.0.0.1\"\n"
+        text = (text.replace("[daemon]\n", "[daemon]\n" + ephemeral, 1) if "[daemon]\n" in text
+                else "[daemon]\n" + ephemeral + "\n" + text)
     path.write_text(text)
     return path
 

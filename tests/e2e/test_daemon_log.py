@@ -20,8 +20,6 @@ def test_detached_daemon_log_has_no_app_lines_and_rotates(home: Path, tmp_path: 
     crash = json.dumps([sys.executable, "-u", str(APPS / "crash.py"), "1"])
     config = write_config(tmp_path, f"""
         [daemon]
-        health_port = 0
-        health_host = "127.0.0.1"
         log_format = "json"
         [daemon.logs]
         max_size = "4KB"

@@ -18,19 +18,25 @@ from tests.helpers import wait_for
 TOKEN = "t0ken-for-tests"
 
 
-def config(address: str = "127.0.0.1:0") -> str:
-    return f"""
-[daemon]
-health_port = 0
-health_host = "127.0.0.1"
-dashboard = "{address}"
-
+# Two instances of a web app that stay up, and a worker that logs every half second: the dashboard's and
+# monit's tests watch these.
+WEB = f"""
 [[apps]]
 name = "web"
 command = {app_argv("ready.py")}
 instances = 2
 min_uptime = "0s"
 """
+WORKER = f"""
+[[apps]]
+name = "worker"
+command = {app_argv("ticker.py", "0.5")}
+min_uptime = "0s"
+"""
+
+
+def config(address: str = "127.0.0.1:0", apps: str = WEB) -> str:
+    return f'[daemon]\ndashboard = "{address}"\n' + apps
 
 
 def dashboard_port(daemon: Daemon) -> int:

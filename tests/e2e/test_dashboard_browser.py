@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.daemon_harness import Daemon, app_argv
-from tests.e2e.test_dashboard import TOKEN, dashboard_port
+from tests.daemon_harness import Daemon
+from tests.e2e.test_dashboard import TOKEN, WEB, WORKER, config, dashboard_port
 from tests.helpers import wait_for
 
 if TYPE_CHECKING:
@@ -48,26 +48,6 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         driver.quit()
 
 
-def _config(address: str) -> str:
-    return f"""
-[daemon]
-health_port = 0
-health_host = "127.0.0.1"
-dashboard = "{address}"
-
-[[apps]]
-name = "web"
-command = {app_argv("ready.py")}
-instances = 2
-min_uptime = "0s"
-
-[[apps]]
-name = "worker"
-command = {app_argv("ticker.py", "0.5")}
-min_uptime = "0s"
-"""
-
-
 def _row_state(browser: WebDriver, key: str) -> str | None:
     """The state the page shows for `key` (read in the page: its rows are redrawn on every push)."""
     state = browser.execute_script(
@@ -80,7 +60,7 @@ def test_the_page_shows_every_instance_and_a_state_change_live(run_daemon: Calla
                                                                 browser: WebDriver) -> None:
     from selenium.webdriver.common.by import By
 
-    daemon = run_daemon(_config("127.0.0.1:0"))
+    daemon = run_daemon(config("127.0.0.1:0", WEB + WORKER))
     daemon.wait_states("web", "running", count=2)
     daemon.wait_states("worker", "running")
     port = dashboard_port(daemon)
@@ -111,7 +91,7 @@ def test_without_the_token_the_browser_gets_401_and_with_it_the_page(run_daemon:
                                                                      browser: WebDriver) -> None:
     from selenium.webdriver.common.by import By
 
-    daemon = run_daemon(_config("0.0.0.0:0"), env={"OMNITRON_DASHBOARD_TOKEN": TOKEN})
+    daemon = run_daemon(config("0.0.0.0:0", WEB + WORKER), env={"OMNITRON_DASHBOARD_TOKEN": TOKEN})
     port = dashboard_port(daemon)
     browser.get(f"http://127.0.0.1:{port}/")
     assert "401" in browser.find_element(By.TAG_NAME, "body").text

@@ -15,8 +15,6 @@ RunDaemon = Callable[..., Daemon]
 def test_log_level_warning_shows_crashes_restarts_and_fatal_only(run_daemon: RunDaemon) -> None:
     daemon = run_daemon(f"""
         [daemon]
-        health_port = 0
-        health_host = "127.0.0.1"
         log_level = "warning"
 
         [[apps]]

@@ -94,8 +94,6 @@ def test_sigterm_keeps_the_daemons_own_rule_whatever_the_main_app(run_daemon: Ru
 def test_exit_when_done_exits_0_once_every_app_completed(run_daemon: RunDaemon) -> None:
     daemon = run_daemon(f"""
         [daemon]
-        health_port = 0
-        health_host = "127.0.0.1"
         exit_when = "done"
 
         [[apps]]
@@ -121,8 +119,6 @@ def test_exit_when_done_exits_0_once_every_app_completed(run_daemon: RunDaemon) 
 def test_exit_when_done_exits_1_when_an_app_ended_fatal(run_daemon: RunDaemon) -> None:
     daemon = run_daemon(f"""
         [daemon]
-        health_port = 0
-        health_host = "127.0.0.1"
         exit_when = "done"
 
         [[apps]]

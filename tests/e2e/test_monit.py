@@ -15,24 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_harness import Daemon, app_argv
+from tests.daemon_harness import Daemon
+from tests.e2e.test_dashboard import WEB, WORKER
 from tests.helpers import wait_for
 
 TMUX = shutil.which("tmux")
 pytestmark = pytest.mark.skipif(TMUX is None, reason="no tmux on PATH: `apt-get install -y tmux` (.ci/run does)")
 
-CONFIG = f"""
-[[apps]]
-name = "web"
-command = {app_argv("ready.py")}
-instances = 2
-min_uptime = "0s"
-
-[[apps]]
-name = "worker"
-command = {app_argv("ticker.py", "0.5")}
-min_uptime = "0s"
-"""
+CONFIG = WEB + WORKER
 
 
 class Pane:

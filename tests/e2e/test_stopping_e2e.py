@@ -29,8 +29,6 @@ def processes_of(script: Path) -> list[psutil.Process]:
 def config(script: Path, instances: int, extra: str = "") -> str:
     return f"""
         [daemon]
-        health_port = 0
-        health_host = "127.0.0.1"
         shutdown_timeout = "20s"
 
         [[apps]]
