@@ -42,7 +42,8 @@ class Seen(NamedTuple):
     start_time: float
 
 
-def _children(pid: int) -> list[int]:
+def children_of(pid: int) -> list[int]:
+    """The PIDs whose parent is `pid` (every thread's /proc children list); [] when it is gone."""
     found: list[int] = []
     try:
         tids = os.listdir(f"/proc/{pid}/task")
@@ -60,11 +61,11 @@ def _children(pid: int) -> list[int]:
 def descendants(pid: int) -> list[int]:
     """Every process below `pid`, parents before children (bounded)."""
     found: list[int] = []
-    pending = _children(pid)
+    pending = children_of(pid)
     while pending and len(found) < _TREE_BOUND:
         child = pending.pop()
         found.append(child)
-        pending.extend(_children(child))
+        pending.extend(children_of(child))
     return found
 
 
@@ -98,7 +99,7 @@ def _is_live(pid: int, start_time: float | None = None) -> bool:
 def _unowned_below_daemon() -> list[int]:
     me = os.getpid()
     found: list[int] = []
-    for child in _children(me):
+    for child in children_of(me):
         if not is_owned(child):
             found.append(child)
             found.extend(descendants(child))

@@ -14,6 +14,7 @@ import anyio
 import structlog
 
 from omnitron.config.pyconfig import is_evaluating
+from omnitron.runtime.escapees import children_of
 from omnitron.runtime.process import is_owned
 
 log = structlog.get_logger()
@@ -67,19 +68,7 @@ class OrphanReaper:
 
 
 def direct_children() -> list[int]:
-    pids: list[int] = []
-    me = os.getpid()
-    try:
-        tasks = os.listdir(f"/proc/{me}/task")
-    except OSError:
-        return pids
-    for tid in tasks:
-        try:
-            with open(f"/proc/{me}/task/{tid}/children") as f:
-                pids.extend(int(p) for p in f.read().split())
-        except OSError:
-            continue
-    return pids
+    return children_of(os.getpid())
 
 
 def reap_orphans() -> bool:
