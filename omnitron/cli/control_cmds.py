@@ -32,7 +32,7 @@ _DESCRIPTIONS = {
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
-def _target(text: str) -> tuple[str, int | None]:
+def target_argument(text: str) -> tuple[str, int | None]:
     """The app and instance of a start/stop/restart argument; a usage error (exit 2) for a malformed one."""
     try:
         return parse_target(text)
@@ -108,7 +108,7 @@ def _pids(instances: list[dict[str, Any]]) -> str:
 
 
 def cmd_action(args: argparse.Namespace) -> int:
-    app, instance = _target(args.target)
+    app, instance = target_argument(args.target)
     answer = _client().act(args.action, app, instance)
     instances = answer.get("instances", [])
     for note in answer.get("notes") or []:
@@ -149,7 +149,7 @@ def parse_signal(text: str) -> int:
 
 
 def cmd_signal(args: argparse.Namespace) -> int:
-    app, instance = _target(args.target)
+    app, instance = target_argument(args.target)
     signum = parse_signal(args.signal)  # before asking the daemon: a typo is exit 2 with or without one
     document = _client().signal(app, instance, signum)
     pids = ", ".join(str(pid) for pid in document.get("pids", []))

@@ -71,10 +71,10 @@ def _seconds(text: str) -> float:
 
 def run_wait(args: argparse.Namespace) -> int:
     from omnitron.cli.client import ControlClient
-    from omnitron.cli.control_cmds import _target
+    from omnitron.cli.control_cmds import target_argument
     from omnitron.home.root import ClientHome
 
-    app, instance = _target(args.target)
+    app, instance = target_argument(args.target)
     timeout_s = _seconds(args.timeout)
     ControlClient(ClientHome()).wait(app, instance, args.state, timeout_s)
     sys.stdout.write(f"{args.target}: {args.state}\n")

@@ -27,10 +27,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from omnitron.cli.client import ControlClient, quote
-    from omnitron.cli.control_cmds import _target
+    from omnitron.cli.control_cmds import target_argument
     from omnitron.home.root import ClientHome
 
-    app, instance = _target(args.target)
+    app, instance = target_argument(args.target)
     query = "" if instance is None else f"?instance={instance}"
     document = ControlClient(ClientHome()).call("GET", f"/v1/apps/{quote(app)}/inspect{query}")
     if args.json:
