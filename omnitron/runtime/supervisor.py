@@ -326,10 +326,8 @@ class Supervisor:
         """The autoscaler's decision: scale `name` to `count` (a `scale` event with the reason)."""
         self._check_accepting()
         async with self._reconfiguring:
-            before = len(self.instances.get(name, []))
-            if before == count or self.ecosystem.app(name) is None:
+            if len(self.instances.get(name, [])) == count or self.ecosystem.app(name) is None:
                 return
-            log.info("autoscaling", app=name, before=before, desired=count, reason=reason)
             await self._scale(name, count, why=f"scaling: {reason}")
 
     async def _scale(self, name: str, count: int, why: str = "operator") -> None:

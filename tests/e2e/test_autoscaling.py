@@ -85,9 +85,9 @@ def test_queue_depth_drives_one_to_five_to_two_with_the_cooldown(
     running(daemon, 2)
     # Scale-down stopped the highest indexes; the first two kept their processes.
     assert daemon.pids("worker") == {0: first[0], 1: first[1]}
-    scale_rows = daemon.events("autoscaling")
-    assert [(e["before"], e["desired"]) for e in scale_rows] == [(1, 5), (5, 2)], scale_rows
-    assert scale_rows[0]["reason"] == "queue 50 / 10 per instance"
+    scale_rows = [e["reason"] for e in daemon.events("app_scaled")]
+    assert scale_rows == ["1 -> 5 (scaling: queue 50 / 10 per instance)",
+                          "5 -> 2 (scaling: queue 15 / 10 per instance)"], scale_rows
 
 
 def test_the_count_is_clamped_to_max_and_says_so(run_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
